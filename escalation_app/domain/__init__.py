@@ -1,0 +1,1 @@
+"""The rules of Escalation Desk: plain Python and SQLModel, no web framework."""

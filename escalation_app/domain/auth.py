@@ -1,0 +1,145 @@
+"""Passwords, sign-in with lockout, and server-side sign-in sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import bcrypt
+from sqlmodel import Session, col, delete, func, select
+
+from escalation_app.domain.actors import Actor
+from escalation_app.domain.errors import DomainError, InvalidInput
+from escalation_app.domain.models import AuthSession, LoginAttempt, User
+from escalation_app.domain.types import utcnow
+from escalation_app.settings import get_settings
+
+INVALID_CREDENTIALS = "Invalid email or password"
+LOCKOUT_ATTEMPTS = 10
+LOCKOUT_WINDOW = timedelta(minutes=15)
+# bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
+PASSWORD_MAX_BYTES = 72
+PASSWORD_MIN_LENGTH = 8
+# Sign-in bumps `last_seen_at` at most this often, to keep reads cheap.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class SignInFailed(DomainError):
+    """Wrong email, wrong password, deactivated user, or a locked email."""
+
+
+def normalize_email(email: str | None) -> str:
+    """Emails compare case-insensitively; we store them lower-cased."""
+    return (email or "").strip().lower()
+
+
+def check_password_rules(password: str) -> None:
+    """Raise InvalidInput when a new password is too short or too long for bcrypt."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise InvalidInput(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise InvalidInput("Password must be at most 72 bytes.")
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of `password`."""
+    rounds = get_settings().password_hash_rounds
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+
+
+# Checked against when the email is unknown, so both cases cost one bcrypt check.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=4)).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """Whether `password` matches the stored bcrypt hash."""
+    encoded = password.encode()
+    if len(encoded) > PASSWORD_MAX_BYTES:
+        return False
+    try:
+        return bcrypt.checkpw(encoded, password_hash.encode())
+    except ValueError:
+        return False
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(*, db: Session, email: str, password: str) -> User:
+    """Check credentials; after 10 failures in 15 minutes the email is locked for 15 minutes.
+
+    Unknown email, wrong password and deactivated user all answer the same message.
+    """
+    address = normalize_email(email)
+    now = utcnow()
+    recent_failures = db.exec(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.email == address, LoginAttempt.created_at > now - LOCKOUT_WINDOW)
+    ).one()
+    if recent_failures >= LOCKOUT_ATTEMPTS:
+        db.rollback()
+        raise SignInFailed("Too many failed sign-in attempts. Try again in 15 minutes.")
+
+    user = db.exec(select(User).where(User.email == address)).first()
+    password_ok = verify_password(password or "", user.password_hash if user else _DUMMY_HASH)
+    if user is None or not password_ok or not user.is_active or user.deleted_at is not None:
+        db.add(LoginAttempt(email=address, created_at=now))
+        db.commit()
+        raise SignInFailed(INVALID_CREDENTIALS)
+    db.exec(delete(LoginAttempt).where(col(LoginAttempt.email) == address))
+    db.commit()
+    return user
+
+
+def start_auth_session(*, db: Session, user: User) -> str:
+    """Create a server-side sign-in for `user`; returns the token for the browser."""
+    token = secrets.token_urlsafe(32)
+    db.add(AuthSession(token_hash=_hash_token(token), user_id=user.id))
+    db.commit()
+    return token
+
+
+def resolve_auth_session(*, db: Session, token: str | None) -> Actor | None:
+    """The actor behind a browser token, or None when it is unknown, revoked or idle too long.
+
+    The user is re-read every time, so a deactivation or role change takes effect on
+    the very next event.
+    """
+    if not token:
+        return None
+    row = db.exec(
+        select(AuthSession, User)
+        .join(User, col(User.id) == AuthSession.user_id)
+        .where(AuthSession.token_hash == _hash_token(token))
+    ).first()
+    if row is None:
+        return None
+    auth_session, user = row
+    now = utcnow()
+    idle_limit = timedelta(hours=get_settings().auth_session_idle_hours)
+    if (
+        auth_session.revoked_at is not None
+        or now - auth_session.last_seen_at > idle_limit
+        or not user.is_active
+        or user.deleted_at is not None
+    ):
+        return None
+    if now - auth_session.last_seen_at > TOUCH_INTERVAL:
+        auth_session.last_seen_at = now
+        db.add(auth_session)
+        db.commit()
+    return Actor.from_user(user)
+
+
+def end_auth_session(*, db: Session, token: str | None) -> None:
+    """Sign out: revoke the token's server-side session."""
+    if not token:
+        return
+    auth_session = db.exec(select(AuthSession).where(AuthSession.token_hash == _hash_token(token))).first()
+    if auth_session is not None and auth_session.revoked_at is None:
+        auth_session.revoked_at = utcnow()
+        db.add(auth_session)
+        db.commit()

@@ -1,0 +1,392 @@
+"""Handoffs: park or escalate a session, claim it, and read the queue and history.
+
+This module is where a claim is decided; see `claim_handoff`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from escalation_app.domain import validation
+from escalation_app.domain.actors import Actor
+from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
+from escalation_app.domain.models import (
+    AccountRole,
+    AIStatus,
+    HandoffIntent,
+    Notification,
+    Priority,
+    SessionHandoff,
+    SessionStatus,
+    SessionStep,
+    SupportSession,
+    User,
+)
+from escalation_app.domain.support_sessions import get_own_session, list_steps
+from escalation_app.domain.types import utcnow
+
+NOTES_MAX = 5000
+QUEUE_LIMIT = 200
+WORKER_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.ENGINEER)
+
+
+def parse_handoff_id(handoff_id: str | uuid.UUID) -> uuid.UUID:
+    """Parse a handoff id; a malformed one is simply not found."""
+    if isinstance(handoff_id, uuid.UUID):
+        return handoff_id
+    try:
+        return uuid.UUID(str(handoff_id))
+    except ValueError:
+        raise NotFound("Handoff not found.") from None
+
+
+def eligible_recipients(db: Session, *, account_id: int, exclude_user_id: int | None) -> list[User]:
+    """Active, non-deleted owners, admins and engineers of an account (never viewers)."""
+    query = select(User).where(
+        User.account_id == account_id,
+        col(User.is_active).is_(True),
+        col(User.deleted_at).is_(None),
+        col(User.account_role).in_([r.value for r in WORKER_ROLES]),
+    )
+    if exclude_user_id is not None:
+        query = query.where(User.id != exclude_user_id)
+    return list(db.exec(query.order_by(col(User.id))).all())
+
+
+def _resolve_target(db: Session, actor: Actor, target_user_id: int | None) -> User | None:
+    if target_user_id in (None, "", 0):
+        return None
+    try:
+        target_id = int(target_user_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInput("Send to must be a teammate.") from None
+    if target_id == actor.id:
+        raise InvalidInput("Cannot escalate a session to yourself. Use park instead.")
+    target = db.get(User, target_id)
+    if (
+        target is None
+        or target.account_id != actor.account_id
+        or not target.is_active
+        or target.deleted_at is not None
+        or target.account_role not in WORKER_ROLES
+    ):
+        raise InvalidInput("That teammate was not found or cannot take escalations.")
+    return target
+
+
+def build_snapshot(support_session: SupportSession, steps: list[SessionStep]) -> dict:
+    """Freeze what the session looked like at handoff time."""
+    lines = []
+    for step in steps:
+        marker = " (skipped)" if step.skipped else ""
+        outcome = f" → {step.result}" if step.result else ""
+        lines.append(f"{step.position}. {step.tried}{marker}{outcome}")
+    return {
+        "problem_summary": support_session.problem_summary,
+        "problem_domain": support_session.problem_domain,
+        "client_name": support_session.client_name,
+        "psa_ticket_id": support_session.psa_ticket_id,
+        "status": support_session.status,
+        "confidence_tier": support_session.confidence_tier,
+        "step_count": len(steps),
+        "steps_text": "\n".join(lines),
+        "steps": [
+            {"position": s.position, "tried": s.tried, "result": s.result, "skipped": s.skipped}
+            for s in steps
+        ],
+    }
+
+
+def create_handoff(
+    *,
+    db: Session,
+    actor: Actor,
+    session_id: int,
+    intent: str,
+    notes: str = "",
+    priority: str | None = None,
+    target_user_id: int | None = None,
+) -> SessionHandoff:
+    """Park or escalate the actor's session, in one transaction.
+
+    Validates everything first, snapshots the session, moves its status (park →
+    paused, escalate → escalated), inserts the handoff and, for an escalation, the
+    in-app notification rows of its recipients. Side effects (live push, email, AI)
+    are the caller's job, after this returns.
+    """
+    if not actor.can_work_handoffs:
+        raise PermissionDenied("Viewers have read-only access.")
+    chosen_intent = validation.choice(intent, HandoffIntent, "Intent")
+    chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
+    notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
+
+    support_session = get_own_session(db=db, actor=actor, session_id=session_id, for_update=True)
+
+    if support_session.status == SessionStatus.RESOLVED:
+        raise InvalidInput("This session is resolved and cannot be handed off.")
+    if support_session.status == SessionStatus.ESCALATED:
+        raise InvalidInput("This session is already escalated and waiting for a senior.")
+    if chosen_intent == HandoffIntent.PARK and target_user_id not in (None, "", 0):
+        raise InvalidInput("Only escalations can be sent to a teammate.")
+    target = _resolve_target(db, actor, target_user_id)
+
+    steps = list_steps(db=db, session_id=session_id)
+    now = utcnow()
+    handoff = SessionHandoff(
+        session_id=session_id,
+        account_id=actor.account_id,
+        team_id=support_session.team_id,
+        handed_off_by_id=actor.id,
+        intent=chosen_intent,
+        priority=chosen_priority,
+        engineer_notes=notes_text,
+        target_user_id=target.id if target else None,
+        snapshot=build_snapshot(support_session, steps),
+        ai_status=AIStatus.PENDING if chosen_intent == HandoffIntent.ESCALATE else AIStatus.NOT_NEEDED,
+        created_at=now,
+    )
+    db.add(handoff)
+    # Notifications reference the handoff; without ORM relationships the unit of work
+    # does not know to insert the handoff first.
+    db.flush()
+
+    if chosen_intent == HandoffIntent.PARK:
+        support_session.status = SessionStatus.PAUSED
+    else:
+        support_session.status = SessionStatus.ESCALATED
+        support_session.escalation_reason = notes_text or None
+        support_session.escalated_to_id = target.id if target else None
+        recipients = (
+            [target]
+            if target
+            else eligible_recipients(db, account_id=actor.account_id, exclude_user_id=actor.id)
+        )
+        title_prefix = "Escalated to you" if target else "New escalation"
+        for recipient in recipients:
+            db.add(
+                Notification(
+                    account_id=actor.account_id,
+                    user_id=recipient.id,
+                    handoff_id=handoff.id,
+                    title=f"{title_prefix}: {support_session.problem_summary}",
+                    body=f"{actor.display_name} · {chosen_priority.value} priority",
+                    link=f"/handoffs/{handoff.id}",
+                    created_at=now,
+                )
+            )
+    support_session.handoff_count += 1
+    support_session.updated_at = now
+    db.add(support_session)
+    db.commit()
+    return handoff
+
+
+def _load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
+    handoff = db.get(SessionHandoff, parse_handoff_id(handoff_id))
+    if handoff is None or handoff.account_id != actor.account_id:
+        raise NotFound("Handoff not found.")
+    return handoff
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """The outcome of a successful claim."""
+
+    handoff: SessionHandoff
+    # False when the actor had already claimed it (a repeated click is a no-op).
+    newly_claimed: bool
+
+
+def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> ClaimResult:
+    """Pick up a handoff. Exactly one of any number of concurrent claimers wins.
+
+    The decision is a single conditional UPDATE (`... WHERE claimed_by_id IS NULL
+    RETURNING`): the database lets one transaction change the row, and every other
+    one updates nothing and then reads who won. Losers get `AlreadyClaimed` with the
+    winner's name and claim time; the winner repeating the claim is a no-op success.
+    """
+    if not actor.can_work_handoffs:
+        raise PermissionDenied("Viewers cannot pick up handoffs.")
+    handoff = _load_handoff(db, actor, handoff_id)
+    if handoff.handed_off_by_id == actor.id:
+        raise PermissionDenied("Cannot claim your own handoff")
+
+    now = utcnow()
+    won = db.exec(
+        update(SessionHandoff)
+        .where(
+            col(SessionHandoff.id) == handoff.id,
+            col(SessionHandoff.account_id) == actor.account_id,
+            col(SessionHandoff.claimed_by_id).is_(None),
+        )
+        .values(claimed_by_id=actor.id, claimed_at=now)
+        .returning(col(SessionHandoff.id))
+    ).first()
+
+    if won is None:
+        db.rollback()
+        winner_id, winner_name, claimed_at = db.exec(
+            select(SessionHandoff.claimed_by_id, User.display_name, SessionHandoff.claimed_at)
+            .join(User, col(User.id) == SessionHandoff.claimed_by_id)
+            .where(SessionHandoff.id == handoff.id)
+        ).one()
+        if winner_id == actor.id:
+            db.refresh(handoff)
+            return ClaimResult(handoff=handoff, newly_claimed=False)
+        raise AlreadyClaimed(winner_id=winner_id, winner_name=winner_name, claimed_at=claimed_at)
+
+    support_session = db.get(SupportSession, handoff.session_id)
+    assert support_session is not None
+    support_session.status = SessionStatus.ACTIVE
+    support_session.escalated_to_id = actor.id
+    support_session.updated_at = now
+    db.add(support_session)
+    db.commit()
+    db.refresh(handoff)
+    return ClaimResult(handoff=handoff, newly_claimed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCard:
+    """What a queue card shows about one unclaimed handoff."""
+
+    id: str
+    session_id: int
+    problem_summary: str
+    client_name: str
+    intent: str
+    priority: str
+    notes: str
+    handed_off_by_id: int
+    handed_off_by_name: str
+    target_user_id: int | None
+    created_at: datetime
+
+
+def _queue_scope(actor: Actor):
+    conditions = [
+        SessionHandoff.account_id == actor.account_id,
+        col(SessionHandoff.claimed_by_id).is_(None),
+    ]
+    if actor.team_id is not None:
+        # A team member sees their team's handoffs and those not tied to any team.
+        conditions.append(or_(SessionHandoff.team_id == actor.team_id, col(SessionHandoff.team_id).is_(None)))
+    return conditions
+
+
+def get_queue(*, db: Session, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueCard]:
+    """Unclaimed parks and escalations of the actor's team (or account), newest first."""
+    rows = db.exec(
+        select(SessionHandoff, SupportSession.problem_summary, SupportSession.client_name, User.display_name)
+        .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
+        .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
+        .where(*_queue_scope(actor))
+        .order_by(col(SessionHandoff.created_at).desc())
+        .limit(limit)
+    ).all()
+    return [
+        QueueCard(
+            id=str(h.id),
+            session_id=h.session_id,
+            problem_summary=summary,
+            client_name=client,
+            intent=h.intent,
+            priority=h.priority,
+            notes=h.engineer_notes,
+            handed_off_by_id=h.handed_off_by_id,
+            handed_off_by_name=name,
+            target_user_id=h.target_user_id,
+            created_at=h.created_at,
+        )
+        for h, summary, client, name in rows
+    ]
+
+
+def is_in_queue_scope(actor: Actor, handoff: SessionHandoff) -> bool:
+    """Whether `handoff` belongs in the actor's queue view (ignoring claim state)."""
+    if handoff.account_id != actor.account_id:
+        return False
+    return actor.team_id is None or handoff.team_id in (None, actor.team_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRow:
+    """One line of a session's handoff history."""
+
+    id: str
+    intent: str
+    priority: str
+    notes: str
+    handed_off_by_name: str
+    claimed_by_name: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+
+
+def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[HandoffRow]:
+    """A session's handoffs, newest first, with who handed off and who claimed."""
+    support_session = db.get(SupportSession, session_id)
+    if support_session is None or support_session.account_id != actor.account_id:
+        raise NotFound("Session not found.")
+    by_user = aliased(User)
+    claimer = aliased(User)
+    rows = db.exec(
+        select(SessionHandoff, by_user.display_name, claimer.display_name)
+        .join(by_user, by_user.id == SessionHandoff.handed_off_by_id)
+        .outerjoin(claimer, claimer.id == SessionHandoff.claimed_by_id)
+        .where(SessionHandoff.session_id == session_id, SessionHandoff.account_id == actor.account_id)
+        .order_by(col(SessionHandoff.created_at).desc())
+    ).all()
+    return [
+        HandoffRow(
+            id=str(h.id),
+            intent=h.intent,
+            priority=h.priority,
+            notes=h.engineer_notes,
+            handed_off_by_name=by_name,
+            claimed_by_name=claimer_name,
+            created_at=h.created_at,
+            claimed_at=h.claimed_at,
+        )
+        for h, by_name, claimer_name in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffDetail:
+    """Everything the handoff context screen shows."""
+
+    handoff: SessionHandoff
+    session: SupportSession
+    steps: list[SessionStep]
+    handed_off_by_name: str
+    claimed_by_name: str | None
+    target_name: str | None
+
+
+def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> HandoffDetail:
+    """Load a handoff of the actor's account with its session, steps and names."""
+    handoff = _load_handoff(db, actor, handoff_id)
+    support_session = db.get(SupportSession, handoff.session_id)
+    assert support_session is not None
+
+    def name(user_id: int | None) -> str | None:
+        if user_id is None:
+            return None
+        user = db.get(User, user_id)
+        return user.display_name if user else None
+
+    return HandoffDetail(
+        handoff=handoff,
+        session=support_session,
+        steps=list_steps(db=db, session_id=support_session.id),
+        handed_off_by_name=name(handoff.handed_off_by_id) or "Unknown",
+        claimed_by_name=name(handoff.claimed_by_id),
+        target_name=name(handoff.target_user_id),
+    )

@@ -1,0 +1,243 @@
+"""The tables of Escalation Desk.
+
+Plain SQLModel tables (no Reflex import): the domain functions read and write these,
+and nothing else outside `domain/` touches a row directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, text
+from sqlmodel import Field, SQLModel
+
+from escalation_app.domain.types import JSONDoc, UTCDateTime, utcnow
+
+
+class AccountRole(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+    VIEWER = "viewer"
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+class ConfidenceTier(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class HandoffIntent(StrEnum):
+    PARK = "park"
+    ESCALATE = "escalate"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class AIStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    NOT_NEEDED = "not_needed"
+
+
+class DeliveryChannel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    PSA = "psa"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Account(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    created_at: datetime = _created_at()
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    name: str = Field(max_length=120)
+    created_at: datetime = _created_at()
+
+
+class User(SQLModel, table=True):
+    # "user" is reserved in PostgreSQL.
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    # Stored lower-cased, so the unique index is case-insensitive.
+    email: str = Field(max_length=254, unique=True)
+    display_name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=255)
+    account_role: str = Field(default=AccountRole.ENGINEER, max_length=16)
+    is_active: bool = True
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+
+
+class SupportSession(SQLModel, table=True):
+    __tablename__ = "support_session"
+    __table_args__ = (Index("ix_support_session_owner_updated", "owner_id", "updated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    owner_id: int = Field(foreign_key="app_user.id")
+    problem_summary: str = Field(max_length=200)
+    problem_domain: str = Field(default="", max_length=80)
+    client_name: str = Field(default="", max_length=120)
+    psa_ticket_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(default=SessionStatus.ACTIVE, max_length=16)
+    confidence_tier: str = Field(default=ConfidenceTier.MEDIUM, max_length=16)
+    handoff_count: int = 0
+    escalation_reason: str | None = None
+    escalated_to_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class SessionStep(SQLModel, table=True):
+    __tablename__ = "session_step"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="support_session.id", index=True)
+    # "order" is reserved in SQL; the column is `position`.
+    position: int
+    tried: str
+    result: str = ""
+    skipped: bool = False
+    created_at: datetime = _created_at()
+
+
+class SessionHandoff(SQLModel, table=True):
+    __tablename__ = "session_handoff"
+    __table_args__ = (
+        # The queue: one account (and team), unclaimed, newest first.
+        Index(
+            "ix_handoff_queue",
+            "account_id",
+            "team_id",
+            "created_at",
+            postgresql_where=text("claimed_by_id IS NULL"),
+            sqlite_where=text("claimed_by_id IS NULL"),
+        ),
+        # History views: an account's handoffs newest first, and by who handed off.
+        Index("ix_handoff_account_created", "account_id", "created_at"),
+        Index("ix_handoff_account_by_created", "account_id", "handed_off_by_id", "created_at"),
+        Index("ix_handoff_session_created", "session_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    session_id: int = Field(foreign_key="support_session.id")
+    account_id: int = Field(foreign_key="account.id")
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    handed_off_by_id: int = Field(foreign_key="app_user.id")
+    intent: str = Field(max_length=16)
+    priority: str = Field(default=Priority.NORMAL, max_length=16)
+    engineer_notes: str = ""
+    target_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    snapshot: dict = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
+    ai_assessment: str | None = None
+    ai_assessment_data: dict | None = Field(default=None, sa_column=Column(JSONDoc))
+    ai_status: str = Field(default=AIStatus.PENDING, max_length=16)
+    ai_error: str | None = Field(default=None, max_length=500)
+    ai_model: str | None = Field(default=None, max_length=100)
+    ai_generated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Indexes of suggested steps the claiming senior has ticked off.
+    checked_steps: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    claimed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+
+
+class Notification(SQLModel, table=True):
+    """An in-app (bell) notification, written in the handoff's own transaction."""
+
+    __table_args__ = (Index("ix_notification_user_unread", "user_id", "read_at", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    user_id: int = Field(foreign_key="app_user.id")
+    handoff_id: uuid.UUID | None = Field(default=None, foreign_key="session_handoff.id")
+    title: str = Field(max_length=300)
+    body: str = ""
+    link: str = Field(default="", max_length=300)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """One outbound delivery (an email, a webhook post, a PSA note) and its fate."""
+
+    __tablename__ = "delivery_record"
+    __table_args__ = (
+        Index("ix_delivery_handoff", "handoff_id"),
+        Index("ix_delivery_status_next", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    handoff_id: uuid.UUID | None = Field(default=None, foreign_key="session_handoff.id")
+    channel: str = Field(max_length=16)
+    kind: str = Field(default="escalation", max_length=32)
+    recipient: str = Field(max_length=500)
+    status: str = Field(default=DeliveryStatus.QUEUED, max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=1000)
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class AuthSession(SQLModel, table=True):
+    """A server-side sign-in. The browser holds the token; we keep only its hash."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    created_at: datetime = _created_at()
+    last_seen_at: datetime = _created_at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A failed sign-in, kept to lock an email after repeated failures."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_email_created", "email", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    created_at: datetime = _created_at()

@@ -1,0 +1,1 @@
+"""Side effects that run after a handoff commits. Best-effort: they never raise into a click."""

@@ -1,0 +1,66 @@
+"""Application settings, read once from the environment (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'escalation_desk.db'}"
+
+
+class Settings(BaseSettings):
+    """Every knob of the product, with defaults that work on a laptop."""
+
+    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
+
+    database_url: str = DEFAULT_SQLITE_URL
+    reflex_redis_url: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Escalation Desk <escalations@localhost>"
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    escalation_ai_model: str = "claude-sonnet-4-5"
+    escalation_ai_assessment_timeout_seconds: float = 30.0
+
+    frontend_url: str = "http://localhost:3000"
+
+    # Server-side sign-in sessions expire after this much inactivity.
+    auth_session_idle_hours: float = 8.0
+    # bcrypt work factor; tests lower it to keep the suite fast.
+    password_hash_rounds: int = Field(default=12, ge=4, le=16)
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, value: str) -> str:
+        # `postgresql://` would pick psycopg2, which we do not ship.
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is the embedded SQLite default."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache to change them)."""
+    return Settings()
