@@ -1,0 +1,23 @@
+"""The Reflex app: theme, pages, and the background sweeps that run with the server."""
+
+from __future__ import annotations
+
+import logging
+
+import reflex as rx
+
+import escalation_app.pages  # noqa: F401  (registers every page)
+from escalation_app import routes
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def index() -> rx.Component:
+    # "/" only forwards; the sign-in guard on the target page does the rest.
+    return rx.center(rx.spinner(), min_height="100vh")
+
+
+app = rx.App(
+    toaster=rx.toast.provider(position="bottom-right", close_button=True),
+)
+app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Escalation Desk")

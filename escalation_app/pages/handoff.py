@@ -1,0 +1,187 @@
+"""/handoffs/[handoff_id]: the handoff context screen."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.components.badges import intent_badge, priority_badge, relative_time
+from escalation_app.components.layout import not_found_panel, template
+from escalation_app.pages.sessions import steps_log
+from escalation_app.state.handoff import HandoffState
+
+H = HandoffState
+
+
+def fact(label: str, value) -> rx.Component:
+    return rx.vstack(rx.text(label, size="1", color_scheme="gray"), rx.box(value), spacing="1")
+
+
+def claim_panel() -> rx.Component:
+    return rx.card(
+        rx.cond(
+            H.is_claimed,
+            rx.hstack(
+                rx.icon("user-check", size=18),
+                rx.text("Claimed by ", rx.text.strong(H.claimed_by), " ", relative_time(H.claimed_at)),
+                align="center",
+                role="status",
+            ),
+            rx.hstack(
+                rx.text("Waiting for a senior", weight="medium"),
+                rx.spacer(),
+                rx.cond(H.can_pick_up, rx.button("Pick up", on_click=H.pick_up, size="3")),
+                align="center",
+                width="100%",
+            ),
+        ),
+        width="100%",
+    )
+
+
+def ai_panel() -> rx.Component:
+    ready = rx.vstack(
+        rx.hstack(
+            rx.cond(
+                H.ai_offline,
+                rx.badge("Offline summary (no AI configured)", color_scheme="gray"),
+                rx.badge("Confidence: " + H.ai_confidence, color_scheme="iris"),
+            ),
+            rx.spacer(),
+            rx.cond(
+                H.ai_generated_at != "",
+                rx.text(H.ai_model, " · ", relative_time(H.ai_generated_at), size="1", color_scheme="gray"),
+            ),
+            width="100%",
+            align="center",
+        ),
+        rx.cond(H.ai_start_here != "", rx.callout(H.ai_start_here, icon="flag", title="Start here")),
+        rx.text(H.ai_summary),
+        rx.cond(
+            H.ai_known.length() > 0,
+            rx.vstack(
+                rx.heading("What we know", size="2", as_="h3"),
+                rx.el.ul(rx.foreach(H.ai_known, lambda k: rx.el.li(k)), style={"padding_left": "1.25rem"}),
+                spacing="1",
+            ),
+        ),
+        rx.cond(
+            H.ai_cause != "",
+            rx.vstack(rx.heading("Likely cause", size="2", as_="h3"), rx.text(H.ai_cause), spacing="1"),
+        ),
+        rx.cond(
+            H.ai_steps.length() > 0,
+            rx.vstack(
+                rx.heading("Suggested steps", size="2", as_="h3"),
+                rx.foreach(
+                    H.ai_steps,
+                    lambda st: rx.text(st["text"], as_="div", size="2", padding_y="0.25rem"),
+                ),
+                spacing="1",
+            ),
+        ),
+        spacing="3",
+        width="100%",
+    )
+    return rx.el.section(
+        rx.card(
+            rx.heading("AI assessment", size="3", as_="h2", margin_bottom="0.75rem"),
+            rx.match(
+                H.ai_status,
+                ("ready", ready),
+                (
+                    "failed",
+                    rx.callout(
+                        "AI assessment unavailable: " + H.ai_error,
+                        icon="triangle-alert",
+                        color_scheme="amber",
+                    ),
+                ),
+                (
+                    "not_needed",
+                    rx.text("Parked sessions get no AI assessment.", color_scheme="gray", size="2"),
+                ),
+                rx.vstack(
+                    rx.text("Assessment still computing…", color_scheme="gray"),
+                    rx.skeleton(rx.box(height="1rem", width="100%")),
+                    rx.skeleton(rx.box(height="1rem", width="80%")),
+                    width="100%",
+                ),
+            ),
+            width="100%",
+        ),
+        aria_label="AI assessment",
+    )
+
+
+def handoff_body() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            priority_badge(H.priority),
+            intent_badge(H.intent, rx.cond(H.intent == "escalate", "Escalated", "Parked")),
+            rx.cond(H.ticket != "", rx.badge("PSA ticket #" + H.ticket, variant="outline")),
+            spacing="2",
+        ),
+        rx.heading(H.summary, size="7", as_="h1"),
+        rx.hstack(
+            fact("Client", rx.text(H.client)),
+            fact("Domain", rx.text(H.domain)),
+            fact("Escalated by", rx.text(H.handed_off_by)),
+            fact("When", relative_time(H.created_at)),
+            rx.cond(H.target_name != "", fact("Sent to", rx.text(H.target_name))),
+            spacing="6",
+            wrap="wrap",
+        ),
+        claim_panel(),
+        rx.grid(
+            rx.vstack(
+                rx.card(
+                    rx.heading("Engineer's notes", size="3", as_="h2", margin_bottom="0.5rem"),
+                    rx.cond(
+                        H.notes != "",
+                        rx.text(H.notes, white_space="pre-wrap"),
+                        rx.text("No notes.", color_scheme="gray"),
+                    ),
+                    width="100%",
+                ),
+                rx.card(
+                    rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),
+                    steps_log(H.steps),
+                    width="100%",
+                ),
+                rx.card(
+                    rx.heading("Snapshot at handoff", size="3", as_="h2", margin_bottom="0.5rem"),
+                    rx.hstack(
+                        fact("Status then", rx.text(H.snapshot_status)),
+                        fact("Confidence", rx.text(H.snapshot_confidence)),
+                        fact("Steps logged", rx.text(H.snapshot_step_count)),
+                        spacing="6",
+                    ),
+                    rx.link(
+                        "Session handoff history", href=H.session_history_href, size="2", margin_top="0.5rem"
+                    ),
+                    width="100%",
+                ),
+                spacing="4",
+                width="100%",
+            ),
+            ai_panel(),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="4",
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
+    )
+
+
+@template(route=routes.HANDOFF, title="Handoff", on_load=HandoffState.load)
+def handoff_page() -> rx.Component:
+    return rx.cond(
+        H.found,
+        handoff_body(),
+        rx.cond(H.loaded, not_found_panel("Handoff not found."), rx.spinner()),
+    )
+
+
+__all__ = ["handoff_page", "routes"]

@@ -1,0 +1,62 @@
+"""/login."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.components.layout import PRODUCT
+from escalation_app.state.auth import LoginState
+
+
+def labelled_input(label: str, name: str, **props) -> rx.Component:
+    return rx.vstack(
+        rx.el.label(label, html_for=name, style={"font_size": "var(--font-size-2)", "font_weight": "500"}),
+        rx.input(id=name, name=name, size="3", width="100%", **props),
+        spacing="1",
+        width="100%",
+    )
+
+
+@rx.page(route=routes.LOGIN, title=f"Sign in — {PRODUCT}", on_load=LoginState.load)
+def login_page() -> rx.Component:
+    return rx.center(
+        rx.card(
+            rx.form(
+                rx.vstack(
+                    rx.hstack(rx.icon("life-buoy", size=24), rx.heading(PRODUCT, size="5"), align="center"),
+                    rx.text("Sign in to pick up where your team left off.", color_scheme="gray", size="2"),
+                    labelled_input("Email", "email", type="email", auto_complete="username", required=True),
+                    labelled_input(
+                        "Password",
+                        "password",
+                        type="password",
+                        auto_complete="current-password",
+                        required=True,
+                    ),
+                    rx.cond(
+                        LoginState.error != "",
+                        rx.callout(
+                            LoginState.error,
+                            icon="circle-alert",
+                            color_scheme="red",
+                            role="alert",
+                            width="100%",
+                        ),
+                    ),
+                    rx.button(
+                        "Sign in", type="submit", size="3", width="100%", loading=LoginState.submitting
+                    ),
+                    spacing="4",
+                    width="100%",
+                ),
+                on_submit=LoginState.sign_in,
+            ),
+            size="4",
+            width="100%",
+            max_width="26rem",
+        ),
+        min_height="100vh",
+        padding="1rem",
+        background="var(--gray-2)",
+    )

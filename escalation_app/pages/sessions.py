@@ -1,0 +1,381 @@
+"""/sessions, /sessions/[session_id] and /sessions/[session_id]/history."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
+from escalation_app.components.layout import not_found_panel, page_heading, template
+from escalation_app.pages.login import labelled_input
+from escalation_app.state.sessions import SessionDetailState, SessionHistoryState, SessionsState
+
+
+def labelled_textarea(label: str, name: str, **props) -> rx.Component:
+    return rx.vstack(
+        rx.el.label(label, html_for=name, style={"font_size": "var(--font-size-2)", "font_weight": "500"}),
+        rx.text_area(id=name, name=name, width="100%", **props),
+        spacing="1",
+        width="100%",
+    )
+
+
+def new_session_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("plus", size=16), "New session", size="2")),
+        rx.dialog.content(
+            rx.dialog.title("New session"),
+            rx.dialog.description("What is the customer's problem?", size="2", color_scheme="gray"),
+            rx.form(
+                rx.vstack(
+                    labelled_input("Problem summary", "problem_summary", required=True, max_length=200),
+                    labelled_input(
+                        "Domain", "problem_domain", placeholder="e.g. Network / VPN", max_length=80
+                    ),
+                    labelled_input("Client", "client_name", max_length=120),
+                    labelled_input("PSA ticket", "psa_ticket_id", max_length=64),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Create session", type="submit", loading=SessionsState.creating),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                    margin_top="1rem",
+                ),
+                on_submit=SessionsState.create,
+                reset_on_submit=False,
+            ),
+        ),
+        open=SessionsState.new_open,
+        on_open_change=SessionsState.set_new_open,
+    )
+
+
+def session_row(row) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(rx.link(row["summary"], href=row["href"], weight="medium")),
+        rx.table.cell(row["client"]),
+        rx.table.cell(status_badge(row["status"], row["status_label"])),
+        rx.table.cell(row["steps"]),
+        rx.table.cell(relative_time(row["updated_at"])),
+    )
+
+
+@template(route=routes.SESSIONS, title="Sessions", on_load=SessionsState.load)
+def sessions_page() -> rx.Component:
+    return rx.vstack(
+        page_heading("My sessions", new_session_dialog(), subtitle="Support sessions you are working on."),
+        rx.cond(
+            SessionsState.rows.length() > 0,
+            rx.card(
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            rx.table.column_header_cell("Problem"),
+                            rx.table.column_header_cell("Client"),
+                            rx.table.column_header_cell("Status"),
+                            rx.table.column_header_cell("Steps"),
+                            rx.table.column_header_cell("Last activity"),
+                        )
+                    ),
+                    rx.table.body(rx.foreach(SessionsState.rows, session_row)),
+                    variant="ghost",
+                    width="100%",
+                ),
+                width="100%",
+                overflow_x="auto",
+            ),
+            rx.cond(
+                SessionsState.loaded,
+                rx.callout("No sessions yet. Start one with New session.", icon="info", width="100%"),
+            ),
+        ),
+        width="100%",
+    )
+
+
+def step_item(step) -> rx.Component:
+    return rx.el.li(
+        rx.hstack(
+            rx.badge(step["position"], variant="outline", radius="full"),
+            rx.vstack(
+                rx.text(step["tried"], weight="medium"),
+                rx.text(step["result"], color_scheme="gray", size="2"),
+                spacing="1",
+            ),
+            rx.cond(step["skipped"] == "yes", rx.badge("Skipped", color_scheme="gray")),
+            align="start",
+            spacing="3",
+        ),
+        style={"padding": "0.75rem 0", "border_bottom": "1px solid var(--gray-a4)", "list_style": "none"},
+    )
+
+
+def steps_log(steps) -> rx.Component:
+    return rx.cond(
+        steps.length() > 0,
+        rx.el.ol(
+            rx.foreach(steps, step_item), style={"padding": "0", "margin": "0"}, aria_label="Steps tried"
+        ),
+        rx.text("Nothing tried yet.", color_scheme="gray", size="2"),
+    )
+
+
+def priority_select() -> rx.Component:
+    return rx.vstack(
+        rx.el.label(
+            "Priority", html_for="priority", style={"font_size": "var(--font-size-2)", "font_weight": "500"}
+        ),
+        rx.el.select(
+            rx.el.option("Low", value="low"),
+            rx.el.option("Normal", value="normal"),
+            rx.el.option("High", value="high"),
+            rx.el.option("Urgent", value="urgent"),
+            id="priority",
+            name="priority",
+            default_value="normal",
+            class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
+            style={"width": "100%"},
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def target_select() -> rx.Component:
+    return rx.vstack(
+        rx.el.label(
+            "Send to",
+            html_for="target_user_id",
+            style={"font_size": "var(--font-size-2)", "font_weight": "500"},
+        ),
+        rx.el.select(
+            rx.el.option("The whole team", value=""),
+            rx.foreach(SessionDetailState.teammates, lambda m: rx.el.option(m["name"], value=m["id"])),
+            id="target_user_id",
+            name="target_user_id",
+            default_value="",
+            class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
+            style={"width": "100%"},
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def escalate_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(
+            rx.button(
+                rx.icon("arrow-up-right", size=16),
+                "Escalate",
+                disabled=SessionDetailState.escalate_blocked_reason != "",
+                title=SessionDetailState.escalate_blocked_reason,
+            )
+        ),
+        rx.dialog.content(
+            rx.dialog.title("Escalate to your team"),
+            rx.dialog.description(
+                "A senior picks it up with everything you tried so far.", size="2", color_scheme="gray"
+            ),
+            rx.form(
+                rx.vstack(
+                    labelled_textarea(
+                        "Notes", "notes", placeholder="Why do you need help?", max_length=5000, rows="4"
+                    ),
+                    priority_select(),
+                    target_select(),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Send escalation", type="submit", loading=SessionDetailState.busy),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                    margin_top="1rem",
+                ),
+                on_submit=SessionDetailState.escalate,
+            ),
+        ),
+        open=SessionDetailState.escalate_open,
+        on_open_change=SessionDetailState.set_escalate_open,
+    )
+
+
+def park_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(
+            rx.button(
+                rx.icon("pause", size=16),
+                "Park",
+                variant="soft",
+                disabled=SessionDetailState.park_blocked_reason != "",
+                title=SessionDetailState.park_blocked_reason,
+            )
+        ),
+        rx.dialog.content(
+            rx.dialog.title("Park this session"),
+            rx.dialog.description(
+                "Pause it, e.g. while you wait for the customer.", size="2", color_scheme="gray"
+            ),
+            rx.form(
+                rx.vstack(
+                    labelled_textarea(
+                        "Notes", "notes", placeholder="What are you waiting for?", max_length=5000, rows="3"
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Park session", type="submit", loading=SessionDetailState.busy),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                    margin_top="1rem",
+                ),
+                on_submit=SessionDetailState.park,
+            ),
+        ),
+        open=SessionDetailState.park_open,
+        on_open_change=SessionDetailState.set_park_open,
+    )
+
+
+def add_step_form() -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            rx.heading("Log a step", size="3", as_="h2"),
+            labelled_input("What I tried", "tried", required=True, max_length=2000),
+            labelled_input("Result", "result", max_length=2000),
+            rx.button("Add step", type="submit", variant="soft"),
+            spacing="3",
+            width="100%",
+        ),
+        on_submit=SessionDetailState.add_step,
+        reset_on_submit=True,
+    )
+
+
+def session_detail_body() -> rx.Component:
+    s = SessionDetailState
+    return rx.vstack(
+        page_heading(
+            s.summary,
+            rx.hstack(
+                rx.button(
+                    "Resolve",
+                    on_click=s.resolve,
+                    variant="outline",
+                    color_scheme="green",
+                    disabled=s.status == "resolved",
+                    title=rx.cond(s.status == "resolved", "Already resolved.", ""),
+                ),
+                park_dialog(),
+                escalate_dialog(),
+                spacing="2",
+                wrap="wrap",
+            ),
+        ),
+        rx.hstack(
+            rx.text("Status", size="2", color_scheme="gray"),
+            rx.box(status_badge(s.status, s.status_label), aria_label="Status", role="status"),
+            rx.text("Client", size="2", color_scheme="gray"),
+            rx.text(s.client, size="2"),
+            rx.text("Domain", size="2", color_scheme="gray"),
+            rx.text(s.domain, size="2"),
+            rx.cond(s.ticket != "", rx.text("PSA ticket #" + s.ticket, size="2")),
+            rx.link(
+                "Handoff history",
+                href=routes.SESSIONS + "/" + s.session_pk.to_string() + "/history",
+                size="2",
+            ),
+            spacing="3",
+            align="center",
+            wrap="wrap",
+        ),
+        rx.grid(
+            rx.card(
+                rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"), steps_log(s.steps)
+            ),
+            rx.card(
+                rx.cond(
+                    s.can_add_step, add_step_form(), rx.text("This session is resolved.", color_scheme="gray")
+                )
+            ),
+            columns=rx.breakpoints(initial="1", md="2"),
+            spacing="4",
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
+    )
+
+
+@template(route=routes.SESSION_DETAIL, title="Session", on_load=SessionDetailState.load)
+def session_detail_page() -> rx.Component:
+    return rx.cond(
+        SessionDetailState.found,
+        session_detail_body(),
+        rx.cond(SessionDetailState.loaded, not_found_panel("Session not found."), rx.spinner()),
+    )
+
+
+def history_row(row) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.link(relative_time(row["created_at"]), href=row["href"])),
+        rx.table.cell(intent_badge(row["intent"], row["intent"])),
+        rx.table.cell(priority_badge(row["priority"])),
+        rx.table.cell(row["by"]),
+        rx.table.cell(row["claimed_by"]),
+        rx.table.cell(rx.cond(row["claimed_at"] != "", relative_time(row["claimed_at"]), rx.text("—"))),
+        rx.table.cell(rx.text(row["notes"], size="2", trim="both")),
+    )
+
+
+@template(route=routes.SESSION_HISTORY, title="Handoff history", on_load=SessionHistoryState.load)
+def session_history_page() -> rx.Component:
+    h = SessionHistoryState
+    return rx.cond(
+        h.found,
+        rx.vstack(
+            page_heading(
+                "Handoff history", rx.link("Back to session", href=h.session_href), subtitle=h.summary
+            ),
+            rx.cond(
+                h.rows.length() > 0,
+                rx.card(
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                *[
+                                    rx.table.column_header_cell(c)
+                                    for c in (
+                                        "When",
+                                        "Intent",
+                                        "Priority",
+                                        "Handed off by",
+                                        "Claimed by",
+                                        "Claimed",
+                                        "Notes",
+                                    )
+                                ]
+                            )
+                        ),
+                        rx.table.body(rx.foreach(h.rows, history_row)),
+                        variant="ghost",
+                    ),
+                    width="100%",
+                    overflow_x="auto",
+                ),
+                rx.callout("This session has not been handed off yet.", icon="info"),
+            ),
+            width="100%",
+        ),
+        rx.cond(h.loaded, not_found_panel("Session not found."), rx.spinner()),
+    )

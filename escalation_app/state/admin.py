@@ -1,0 +1,95 @@
+"""/admin/users: owners and admins manage their account's users."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from escalation_app.domain import users as user_rules
+from escalation_app.domain.errors import DomainError
+from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+
+
+class UsersAdminState(AppState):
+    """The account's users and the Add user form."""
+
+    users: list[dict[str, str]] = []
+    allowed: bool = False
+    loaded: bool = False
+    add_open: bool = False
+    me_id: str = ""
+
+    async def _refresh(self, actor) -> None:
+        rows = await run_db(user_rules.list_users, actor=actor)
+        self.me_id = str(actor.id)
+        self.users = [
+            {
+                "id": str(u.id),
+                "name": u.display_name,
+                "email": u.email,
+                "role": u.role,
+                "active": "yes" if u.is_active else "",
+                "created_at": u.created_at.isoformat(),
+            }
+            for u in rows
+        ]
+
+    @rx.event
+    async def load(self):
+        self.loaded = False
+        try:
+            actor = await self._require_actor()
+        except NotSignedIn:
+            return self._login_redirect()
+        self.allowed = actor.is_manager
+        if self.allowed:
+            await self._refresh(actor)
+        else:
+            self.users = []
+        self.loaded = True
+
+    @rx.event
+    def set_add_open(self, value: bool):
+        self.add_open = value
+
+    @rx.event
+    async def add_user(self, form_data: dict):
+        try:
+            actor = await self._require_actor()
+            await run_db(
+                user_rules.add_user,
+                actor=actor,
+                display_name=str(form_data.get("display_name", "")),
+                email=str(form_data.get("email", "")),
+                role=str(form_data.get("role", "")),
+                password=str(form_data.get("password", "")),
+            )
+            await self._refresh(actor)
+        except DomainError as error:
+            return error_toast(error)
+        self.add_open = False
+        return rx.toast.success("User added")
+
+    @rx.event
+    async def change_role(self, user_id: str, role: str):
+        try:
+            actor = await self._require_actor()
+            await run_db(user_rules.change_role, actor=actor, user_id=int(user_id), role=role)
+            await self._refresh(actor)
+        except (DomainError, ValueError) as error:
+            if isinstance(error, ValueError):
+                return rx.toast.error("User not found.")
+            await self._refresh(actor)
+            return error_toast(error)
+        return rx.toast.success("Role changed")
+
+    @rx.event
+    async def deactivate(self, user_id: str):
+        try:
+            actor = await self._require_actor()
+            await run_db(user_rules.deactivate_user, actor=actor, user_id=int(user_id))
+            await self._refresh(actor)
+        except (DomainError, ValueError) as error:
+            if isinstance(error, ValueError):
+                return rx.toast.error("User not found.")
+            return error_toast(error)
+        return rx.toast.success("User deactivated")

@@ -1,0 +1,62 @@
+"""Sign-in page state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.domain.auth import SignInFailed, authenticate, start_auth_session
+from escalation_app.domain.db import session_scope
+from escalation_app.state.base import AppState
+
+
+class LoginState(AppState):
+    """Email + password sign-in."""
+
+    error: str = ""
+    submitting: bool = False
+
+    @rx.event
+    async def load(self):
+        # Already signed in: skip the form.
+        if (actor := await self._actor()) is not None:
+            self._remember(actor)
+            return rx.redirect(self._next_path(actor.role))
+        self._forget_user()
+        self.error = ""
+
+    def _next_path(self, role: str) -> str:
+        requested = routes.safe_next(self.router.url.query_parameters.get("next"))
+        if requested:
+            return requested
+        return routes.ESCALATIONS if role in ("owner", "admin", "viewer") else routes.SESSIONS
+
+    @rx.event
+    async def sign_in(self, form_data: dict):
+        email = str(form_data.get("email", ""))
+        password = str(form_data.get("password", ""))
+        self.submitting = True
+        self.error = ""
+        yield
+
+        def check() -> tuple[str, str] | str:
+            with session_scope() as db:
+                try:
+                    user = authenticate(db=db, email=email, password=password)
+                except SignInFailed as failed:
+                    return failed.message
+                return start_auth_session(db=db, user=user), user.account_role
+
+        outcome = await asyncio.to_thread(check)
+        self.submitting = False
+        if isinstance(outcome, str):
+            self.error = outcome
+            return
+        token, role = outcome
+        self.auth_token = token
+        actor = await self._actor()
+        if actor is not None:
+            self._remember(actor)
+        yield rx.redirect(self._next_path(role))

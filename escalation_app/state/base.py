@@ -1,0 +1,117 @@
+"""The root app state: who is signed in, and the helpers every handler uses.
+
+Identity comes only from the server-side sign-in behind the browser's token, and is
+re-resolved in every handler: the browser can call any handler with any arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.domain.actors import Actor
+from escalation_app.domain.auth import end_auth_session, resolve_auth_session
+from escalation_app.domain.db import session_scope
+from escalation_app.domain.errors import DomainError
+from escalation_app.settings import get_settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TOKEN_COOKIE = "escalation_desk_token"
+
+
+class NotSignedIn(DomainError):
+    """The handler needs a signed-in user and there is none."""
+
+
+async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a domain function with a fresh DB session, off the event loop."""
+
+    def call() -> T:
+        with session_scope() as db:
+            return fn(db=db, **kwargs)
+
+    return await asyncio.to_thread(call)
+
+
+def error_toast(error: Exception) -> rx.event.EventSpec:
+    """Show a domain error's message; anything else gets a generic message (and a log)."""
+    if isinstance(error, DomainError):
+        return rx.toast.error(error.message)
+    logger.exception("unexpected error in a handler", exc_info=error)
+    return rx.toast.error("Something went wrong. Please try again.")
+
+
+class AppState(rx.State):
+    """Signed-in user, as far as the page needs to know."""
+
+    auth_token: str = rx.Cookie(
+        "",
+        name=TOKEN_COOKIE,
+        path="/",
+        same_site="strict",
+        max_age=int(get_settings().auth_session_idle_hours * 3600) * 3,
+    )
+    signed_in: bool = False
+    user_name: str = ""
+    user_email: str = ""
+    user_role: str = ""
+
+    @rx.var
+    def is_manager(self) -> bool:
+        return self.user_role in ("owner", "admin")
+
+    @rx.var
+    def can_work(self) -> bool:
+        return self.user_role in ("owner", "admin", "engineer")
+
+    async def _actor(self) -> Actor | None:
+        token = self.auth_token
+
+        def resolve() -> Actor | None:
+            with session_scope() as db:
+                return resolve_auth_session(db=db, token=token)
+
+        return await asyncio.to_thread(resolve)
+
+    async def _require_actor(self) -> Actor:
+        actor = await self._actor()
+        if actor is None:
+            self._forget_user()
+            raise NotSignedIn("Your session has ended. Please sign in again.")
+        self._remember(actor)
+        return actor
+
+    def _remember(self, actor: Actor) -> None:
+        self.signed_in = True
+        self.user_name = actor.display_name
+        self.user_email = actor.email
+        self.user_role = actor.role
+
+    def _forget_user(self) -> None:
+        self.signed_in = False
+        self.user_name = ""
+        self.user_email = ""
+        self.user_role = ""
+
+    def _login_redirect(self):
+        return rx.redirect(routes.login_then(self.router.url.path or "/"))
+
+    @rx.event
+    async def sign_out(self):
+        token = self.auth_token
+
+        def end() -> None:
+            with session_scope() as db:
+                end_auth_session(db=db, token=token)
+
+        await asyncio.to_thread(end)
+        self._forget_user()
+        self.auth_token = ""
+        return rx.redirect(routes.LOGIN)

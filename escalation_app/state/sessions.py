@@ -1,0 +1,293 @@
+"""The engineer's workspace: their sessions, one session's steps, park and escalate."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from escalation_app import routes
+from escalation_app.domain import handoffs as handoff_rules
+from escalation_app.domain import support_sessions as session_rules
+from escalation_app.domain import users as user_rules
+from escalation_app.domain.errors import DomainError, NotFound
+from escalation_app.services import after_commit
+from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+
+STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
+
+
+def _parse_id(raw: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise NotFound("Session not found.") from None
+
+
+class SessionsState(AppState):
+    """/sessions: the engineer's own sessions and the New session form."""
+
+    rows: list[dict[str, str]] = []
+    loaded: bool = False
+    new_open: bool = False
+    creating: bool = False
+
+    @rx.event
+    async def load(self):
+        try:
+            actor = await self._require_actor()
+        except NotSignedIn:
+            return self._login_redirect()
+        summaries = await run_db(session_rules.list_own_sessions, actor=actor)
+        self.rows = [
+            {
+                "id": str(s.id),
+                "summary": s.problem_summary,
+                "client": s.client_name,
+                "domain": s.problem_domain,
+                "status": s.status,
+                "status_label": STATUS_LABELS.get(s.status, s.status),
+                "steps": str(s.step_count),
+                "updated_at": s.updated_at.isoformat(),
+                "href": routes.session_detail(s.id),
+            }
+            for s in summaries
+        ]
+        self.loaded = True
+
+    @rx.event
+    def set_new_open(self, value: bool):
+        self.new_open = value
+
+    @rx.event
+    async def create(self, form_data: dict):
+        self.creating = True
+        yield
+        try:
+            actor = await self._require_actor()
+            support_session = await run_db(
+                session_rules.create_session,
+                actor=actor,
+                problem_summary=str(form_data.get("problem_summary", "")),
+                problem_domain=str(form_data.get("problem_domain", "")),
+                client_name=str(form_data.get("client_name", "")),
+                psa_ticket_id=str(form_data.get("psa_ticket_id", "")),
+            )
+        except DomainError as error:
+            self.creating = False
+            yield error_toast(error)
+            return
+        self.creating = False
+        self.new_open = False
+        yield rx.redirect(routes.session_detail(support_session.id))
+
+
+class SessionDetailState(AppState):
+    """/sessions/[session_id]: steps log, Add step, Resolve, Park and Escalate."""
+
+    found: bool = False
+    loaded: bool = False
+    session_pk: int = 0
+    summary: str = ""
+    client: str = ""
+    domain: str = ""
+    ticket: str = ""
+    status: str = ""
+    handoff_count: int = 0
+    steps: list[dict[str, str]] = []
+    teammates: list[dict[str, str]] = []
+    escalate_open: bool = False
+    park_open: bool = False
+    busy: bool = False
+
+    @rx.var
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @rx.var
+    def can_add_step(self) -> bool:
+        return self.can_work and self.status != "resolved"
+
+    @rx.var
+    def escalate_blocked_reason(self) -> str:
+        if self.status == "resolved":
+            return "Resolved sessions cannot be escalated."
+        if self.status == "escalated":
+            return "Already escalated and waiting for a senior."
+        return ""
+
+    @rx.var
+    def park_blocked_reason(self) -> str:
+        if self.status == "resolved":
+            return "Resolved sessions cannot be parked."
+        if self.status == "escalated":
+            return "Escalated sessions wait for a senior; they cannot be parked."
+        return ""
+
+    def _route_session_id(self) -> int:
+        return _parse_id(self.router.url.path.strip("/").split("/")[1])
+
+    async def _reload(self, actor) -> None:
+        session_id = self._route_session_id()
+
+        def read(db, actor):
+            support_session = session_rules.get_own_session(db=db, actor=actor, session_id=session_id)
+            steps = session_rules.list_steps(db=db, session_id=session_id)
+            mates = user_rules.list_teammates(db=db, actor=actor)
+            return support_session, steps, mates
+
+        support_session, steps, mates = await run_db(read, actor=actor)
+        self.found = True
+        self.session_pk = support_session.id
+        self.summary = support_session.problem_summary
+        self.client = support_session.client_name
+        self.domain = support_session.problem_domain
+        self.ticket = support_session.psa_ticket_id or ""
+        self.status = support_session.status
+        self.handoff_count = support_session.handoff_count
+        self.steps = [
+            {
+                "position": str(s.position),
+                "tried": s.tried,
+                "result": s.result or "—",
+                "skipped": "yes" if s.skipped else "",
+                "created_at": s.created_at.isoformat(),
+            }
+            for s in steps
+        ]
+        self.teammates = [{"id": str(m.id), "name": m.display_name} for m in mates]
+
+    @rx.event
+    async def load(self):
+        self.loaded = False
+        try:
+            actor = await self._require_actor()
+        except NotSignedIn:
+            return self._login_redirect()
+        try:
+            await self._reload(actor)
+        except NotFound:
+            self.found = False
+        self.loaded = True
+
+    @rx.event
+    def set_escalate_open(self, value: bool):
+        self.escalate_open = value
+
+    @rx.event
+    def set_park_open(self, value: bool):
+        self.park_open = value
+
+    @rx.event
+    async def add_step(self, form_data: dict):
+        try:
+            actor = await self._require_actor()
+            await run_db(
+                session_rules.add_step,
+                actor=actor,
+                session_id=self._route_session_id(),
+                tried=str(form_data.get("tried", "")),
+                result=str(form_data.get("result", "")),
+            )
+            await self._reload(actor)
+        except DomainError as error:
+            return error_toast(error)
+        return [rx.set_value("tried", ""), rx.set_value("result", ""), rx.toast.success("Step added")]
+
+    @rx.event
+    async def resolve(self):
+        try:
+            actor = await self._require_actor()
+            await run_db(session_rules.resolve_session, actor=actor, session_id=self._route_session_id())
+            await self._reload(actor)
+        except DomainError as error:
+            return error_toast(error)
+        return rx.toast.success("Session resolved")
+
+    async def _hand_off(self, intent: str, form_data: dict):
+        self.busy = True
+        yield
+        try:
+            actor = await self._require_actor()
+            target = str(form_data.get("target_user_id", "") or "")
+            handoff = await run_db(
+                handoff_rules.create_handoff,
+                actor=actor,
+                session_id=self._route_session_id(),
+                intent=intent,
+                notes=str(form_data.get("notes", "")),
+                priority=str(form_data.get("priority", "") or "normal"),
+                target_user_id=None if target in ("", "team") else target,
+            )
+        except DomainError as error:
+            self.busy = False
+            yield error_toast(error)
+            return
+        # Committed: side effects are scheduled, never awaited here.
+        after_commit.handoff_created(handoff)
+        self.busy = False
+        self.escalate_open = False
+        self.park_open = False
+        await self._reload(actor)
+        if intent == "escalate":
+            yield rx.toast.success("Escalated — your team has been notified")
+        else:
+            yield rx.toast.success("Session parked")
+
+    @rx.event
+    async def escalate(self, form_data: dict):
+        async for update in self._hand_off("escalate", form_data):
+            yield update
+
+    @rx.event
+    async def park(self, form_data: dict):
+        async for update in self._hand_off("park", form_data):
+            yield update
+
+
+class SessionHistoryState(AppState):
+    """/sessions/[session_id]/history: that session's handoffs, newest first."""
+
+    found: bool = False
+    loaded: bool = False
+    summary: str = ""
+    session_href: str = ""
+    rows: list[dict[str, str]] = []
+
+    @rx.event
+    async def load(self):
+        self.loaded = False
+        try:
+            actor = await self._require_actor()
+        except NotSignedIn:
+            return self._login_redirect()
+        try:
+            session_id = _parse_id(self.router.url.path.strip("/").split("/")[1])
+
+            def read(db, actor):
+                from escalation_app.domain.models import SupportSession
+
+                rows = handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id)
+                return db.get(SupportSession, session_id), rows
+
+            support_session, rows = await run_db(read, actor=actor)
+        except NotFound:
+            self.found = False
+            self.loaded = True
+            return
+        self.found = True
+        self.summary = support_session.problem_summary
+        self.session_href = routes.session_detail(session_id)
+        self.rows = [
+            {
+                "id": r.id,
+                "intent": r.intent,
+                "priority": r.priority,
+                "notes": r.notes or "—",
+                "by": r.handed_off_by_name,
+                "claimed_by": r.claimed_by_name or "Unclaimed",
+                "created_at": r.created_at.isoformat(),
+                "claimed_at": r.claimed_at.isoformat() if r.claimed_at else "",
+                "href": routes.handoff(r.id),
+            }
+            for r in rows
+        ]
+        self.loaded = True
