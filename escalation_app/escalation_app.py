@@ -18,6 +18,8 @@ def index() -> rx.Component:
 
 
 app = rx.App(
-    toaster=rx.toast.provider(position="bottom-right", close_button=True),
+    toaster=rx.toast.provider(position="bottom-right", close_button=True, duration=6000),
+    stylesheets=["/live.css"],
+    head_components=[rx.el.script(src="/live.js", defer=True)],
 )
 app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Escalation Desk")

@@ -7,6 +7,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import page_heading, template
+from escalation_app.components.live import live_refresher
 from escalation_app.state.queue import QueueState
 
 
@@ -49,6 +50,7 @@ def queue_card(card) -> rx.Component:
             ),
             width="100%",
         ),
+        key=card["id"],
         class_name="queue-card",
         style={"width": "100%"},
         aria_label=card["summary"],
@@ -75,7 +77,22 @@ def empty_state() -> rx.Component:
 @template(route=routes.ESCALATIONS, title="Escalations", on_load=QueueState.load)
 def escalations_page() -> rx.Component:
     return rx.vstack(
-        page_heading("Escalations", subtitle="Parked and escalated sessions waiting for a senior."),
+        live_refresher(QueueState.refresh),
+        page_heading(
+            "Escalations",
+            rx.cond(
+                QueueState.can_work,
+                rx.button(
+                    rx.icon("bell-ring", size=14),
+                    "Desktop notifications",
+                    variant="ghost",
+                    size="1",
+                    on_click=rx.call_script("window.Notification && Notification.requestPermission()"),
+                    title="Get a desktop notification for each new escalation while this tab is in the background",
+                ),
+            ),
+            subtitle="Parked and escalated sessions waiting for a senior. New ones appear here live.",
+        ),
         rx.cond(
             QueueState.cards.length() > 0,
             rx.vstack(rx.foreach(QueueState.cards, queue_card), spacing="3", width="100%", id="queue"),

@@ -7,6 +7,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import not_found_panel, template
+from escalation_app.components.live import live_refresher
 from escalation_app.pages.sessions import steps_log
 from escalation_app.state.handoff import HandoffState
 
@@ -116,6 +117,7 @@ def ai_panel() -> rx.Component:
 
 def handoff_body() -> rx.Component:
     return rx.vstack(
+        live_refresher(H.refresh),
         rx.hstack(
             priority_badge(H.priority),
             intent_badge(H.intent, rx.cond(H.intent == "escalate", "Escalated", "Parked")),

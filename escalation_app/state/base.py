@@ -18,6 +18,7 @@ from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import end_auth_session, resolve_auth_session
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.errors import DomainError
+from escalation_app.services.realtime import AccountRoom, room_token
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,25 @@ class AppState(rx.State):
         self.user_email = ""
         self.user_role = ""
 
+    async def _sync_live_room(self, actor: Actor | None) -> list:
+        """Link this tab to its account's live room, or unlink it.
+
+        Only owners, admins and engineers receive the live feed; viewers and signed-out
+        tabs are never linked. Called after the server-side role check of each live page.
+        Returns events to hand back to the browser (a rehydrate after unlinking).
+        """
+        room = await self.get_state(AccountRoom)
+        wanted = room_token(actor.account_id) if actor is not None and actor.can_work_handoffs else ""
+        current = room._linked_to
+        if current == wanted:
+            return []
+        events = []
+        if current:
+            events = list(await room._unlink() or [])
+        if wanted:
+            await room._link_to(wanted)
+        return events
+
     def _login_redirect(self):
         return rx.redirect(routes.login_then(self.router.url.path or "/"))
 
@@ -114,4 +134,4 @@ class AppState(rx.State):
         await asyncio.to_thread(end)
         self._forget_user()
         self.auth_token = ""
-        return rx.redirect(routes.LOGIN)
+        return [*await self._sync_live_room(None), rx.redirect(routes.LOGIN)]

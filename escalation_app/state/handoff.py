@@ -131,6 +131,16 @@ class HandoffState(AppState):
         except NotFound:
             self.found = False
         self.loaded = True
+        return await self._sync_live_room(actor if self.found else None)
+
+    @rx.event
+    async def refresh(self):
+        """Re-read the handoff: it was claimed or assessed elsewhere, or the socket reconnected."""
+        actor = await self._actor()
+        if actor is None or not self.found:
+            return
+        with contextlib.suppress(NotFound):
+            await self._reload(actor)
 
     @rx.event
     async def pick_up(self):

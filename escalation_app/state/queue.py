@@ -56,7 +56,18 @@ class QueueState(AppState):
         try:
             actor = await self._require_actor()
         except NotSignedIn:
-            return self._login_redirect()
+            return [*await self._sync_live_room(None), self._login_redirect()]
+        await self._refresh(actor)
+        self.loaded = True
+        return await self._sync_live_room(actor)
+
+    @rx.event
+    async def refresh(self):
+        """Re-read the queue: the account room moved, or the socket reconnected."""
+        actor = await self._actor()
+        if actor is None:
+            return
+        self._remember(actor)
         await self._refresh(actor)
         self.loaded = True
 
