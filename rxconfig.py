@@ -11,4 +11,5 @@ config = rx.Config(
         ),
     ],
     disable_plugins=[rx.plugins.SitemapPlugin],
+    show_built_with_reflex=False,
 )

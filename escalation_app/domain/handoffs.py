@@ -66,6 +66,8 @@ def _resolve_target(db: Session, actor: Actor, target_user_id: int | None) -> Us
         target_id = int(target_user_id)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InvalidInput("Send to must be a teammate.") from None
+    if not 0 < target_id <= 2**31 - 1:
+        raise InvalidInput("That teammate was not found or cannot take escalations.")
     if target_id == actor.id:
         raise InvalidInput("Cannot escalate a session to yourself. Use park instead.")
     target = db.get(User, target_id)

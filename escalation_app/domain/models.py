@@ -241,3 +241,20 @@ class LoginAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254)
     created_at: datetime = _created_at()
+
+
+class AccountIntegration(SQLModel, table=True):
+    """An account's outbound integrations: team-chat webhooks (PSA settings join later).
+
+    One row per account. The webhook URLs are secrets (anyone holding one can post to
+    the channel), so they are only ever shown to the account's owners and admins.
+    """
+
+    __tablename__ = "account_integration"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", unique=True)
+    slack_webhook_url: str | None = Field(default=None, max_length=2048)
+    teams_webhook_url: str | None = Field(default=None, max_length=2048)
+    updated_at: datetime = _created_at()
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")

@@ -50,6 +50,14 @@ def get_own_session(
     return support_session
 
 
+def get_account_session(*, db: Session, actor: Actor, session_id: int) -> SupportSession:
+    """Load any session of the actor's account (read-only views); others are NotFound."""
+    support_session = db.get(SupportSession, session_id)
+    if support_session is None or support_session.account_id != actor.account_id:
+        raise NotFound("Session not found.")
+    return support_session
+
+
 def create_session(
     *,
     db: Session,

@@ -13,7 +13,7 @@ from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import check_password_rules, hash_password, normalize_email
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import eligible_recipients
-from escalation_app.domain.models import AccountRole, AuthSession, User
+from escalation_app.domain.models import Account, AccountRole, AuthSession, User
 from escalation_app.domain.types import utcnow
 
 EMAIL_MAX = 254
@@ -50,6 +50,11 @@ def _load_member(db: Session, actor: Actor, user_id: int) -> User:
     if user is None or user.account_id != actor.account_id or user.deleted_at is not None:
         raise NotFound("User not found.")
     return user
+
+
+def _lock_account(db: Session, account_id: int) -> None:
+    """Serialise owner changes of one account (PostgreSQL row lock; SQLite already serialises writers)."""
+    db.exec(select(Account.id).where(Account.id == account_id).with_for_update()).one()
 
 
 def _active_owner_count(db: Session, account_id: int) -> int:
@@ -126,6 +131,7 @@ def change_role(*, db: Session, actor: Actor, user_id: int, role: str) -> User:
     """Change another user's role; owners alone grant or revoke ownership."""
     _require_manager(actor)
     chosen_role = validation.choice(role, AccountRole, "Role")
+    _lock_account(db, actor.account_id)
     user = _load_member(db, actor, user_id)
     if user.id == actor.id:
         raise PermissionDenied("You cannot change your own role.")
@@ -148,6 +154,7 @@ def change_role(*, db: Session, actor: Actor, user_id: int, role: str) -> User:
 def deactivate_user(*, db: Session, actor: Actor, user_id: int) -> User:
     """Deactivate a user: they can no longer sign in and their sign-ins end now."""
     _require_manager(actor)
+    _lock_account(db, actor.account_id)
     user = _load_member(db, actor, user_id)
     if user.id == actor.id:
         raise PermissionDenied("You cannot deactivate yourself.")

@@ -40,13 +40,29 @@ def claim_panel() -> rx.Component:
     )
 
 
+def suggested_step(step) -> rx.Component:
+    return rx.el.label(
+        rx.hstack(
+            rx.checkbox(
+                checked=step["checked"] == "yes",
+                on_change=lambda checked: H.toggle_step(step["index"], checked),
+                disabled=~H.can_work,
+            ),
+            rx.text(step["text"], size="2"),
+            align="start",
+            spacing="2",
+        ),
+        style={"display": "block", "padding": "0.25rem 0", "cursor": "pointer"},
+    )
+
+
 def ai_panel() -> rx.Component:
     ready = rx.vstack(
         rx.hstack(
             rx.cond(
                 H.ai_offline,
-                rx.badge("Offline summary (no AI configured)", color_scheme="gray"),
-                rx.badge("Confidence: " + H.ai_confidence, color_scheme="iris"),
+                rx.badge(H.offline_label, color_scheme="gray", size="2"),
+                rx.badge("Confidence: " + H.ai_confidence, color_scheme="iris", size="2"),
             ),
             rx.spacer(),
             rx.cond(
@@ -56,7 +72,16 @@ def ai_panel() -> rx.Component:
             width="100%",
             align="center",
         ),
-        rx.cond(H.ai_start_here != "", rx.callout(H.ai_start_here, icon="flag", title="Start here")),
+        rx.cond(
+            H.claimed_by_me & (H.ai_start_here != ""),
+            rx.callout.root(
+                rx.callout.icon(rx.icon("flag")),
+                rx.vstack(
+                    rx.text("Start here", weight="bold"), rx.callout.text(H.ai_start_here), spacing="1"
+                ),
+                width="100%",
+            ),
+        ),
         rx.text(H.ai_summary),
         rx.cond(
             H.ai_known.length() > 0,
@@ -74,10 +99,7 @@ def ai_panel() -> rx.Component:
             H.ai_steps.length() > 0,
             rx.vstack(
                 rx.heading("Suggested steps", size="2", as_="h3"),
-                rx.foreach(
-                    H.ai_steps,
-                    lambda st: rx.text(st["text"], as_="div", size="2", padding_y="0.25rem"),
-                ),
+                rx.foreach(H.ai_steps, suggested_step),
                 spacing="1",
             ),
         ),
@@ -103,7 +125,18 @@ def ai_panel() -> rx.Component:
                     rx.text("Parked sessions get no AI assessment.", color_scheme="gray", size="2"),
                 ),
                 rx.vstack(
-                    rx.text("Assessment still computing…", color_scheme="gray"),
+                    rx.hstack(
+                        rx.text("Assessment still computing…", color_scheme="gray"),
+                        rx.text(
+                            rx.moment(diff=H.created_at, unit="seconds", interval=1000),
+                            "s",
+                            size="1",
+                            color_scheme="gray",
+                            aria_label="Seconds elapsed",
+                        ),
+                        justify="between",
+                        width="100%",
+                    ),
                     rx.skeleton(rx.box(height="1rem", width="100%")),
                     rx.skeleton(rx.box(height="1rem", width="80%")),
                     width="100%",

@@ -6,19 +6,26 @@ fail the handoff that triggered it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
+from datetime import timedelta
 
+from escalation_app.domain.db import session_scope
 from escalation_app.domain.models import HandoffIntent, SessionHandoff
-from escalation_app.services import realtime
+from escalation_app.services import assessment, notifications, realtime
+from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
+SWEEP_INTERVAL_SECONDS = 60
 
 
 def handoff_created(handoff: SessionHandoff) -> None:
-    """A park or escalation committed: push it live, notify, assess."""
+    """A park or escalation committed: push it live; for an escalation, notify and assess."""
     realtime.schedule_publish(handoff.account_id, "created", handoff.id)
     if handoff.intent == HandoffIntent.ESCALATE:
-        _schedule_escalation_side_effects(handoff)
+        notifications.schedule_escalation_notifications(handoff.id)
+        schedule_assessment(handoff.account_id, handoff.id)
 
 
 def handoff_claimed(handoff: SessionHandoff) -> None:
@@ -26,11 +33,38 @@ def handoff_claimed(handoff: SessionHandoff) -> None:
     realtime.schedule_publish(handoff.account_id, "claimed", handoff.id)
 
 
-def assessment_finished(account_id: int, handoff_id) -> None:
-    """An AI assessment (or its failure) committed: open handoff screens refresh."""
-    realtime.schedule_publish(account_id, "assessed", handoff_id)
+def schedule_assessment(account_id: int, handoff_id: uuid.UUID) -> None:
+    """Ask for the AI assessment in the background; open handoff screens refresh when it lands."""
+
+    async def assessed(finished_id: uuid.UUID) -> None:
+        await realtime.publish(account_id, "assessed", finished_id)
+
+    assessment.schedule_assessment(handoff_id, on_ready=assessed)
 
 
-def _schedule_escalation_side_effects(handoff: SessionHandoff) -> None:
-    # Wired to the notification and assessment services as they land.
-    pass
+async def assessment_sweep() -> None:
+    """Finish assessments nobody is working on (a Reflex lifespan task, runs for the server's life).
+
+    At start-up nothing in this process is working on any assessment, so every pending
+    one is taken (a stop left them behind). After that, every minute, only those
+    pending for longer than the AI time budget: their task was lost. With several
+    workers an assessment can be picked up twice; the first result to commit wins.
+    """
+
+    def account_of(handoff_id: uuid.UUID) -> int | None:
+        with session_scope() as db:
+            row = db.get(SessionHandoff, handoff_id)
+            return row.account_id if row else None
+
+    async def assessed(finished_id: uuid.UUID) -> None:
+        account_id = await asyncio.to_thread(account_of, finished_id)
+        if account_id is not None:
+            await realtime.publish(account_id, "assessed", finished_id)
+
+    older_than = timedelta(0)
+    while True:
+        count = await assessment.sweep_stale_pending(older_than=older_than, on_ready=assessed)
+        if count:
+            logger.info("assessment sweep completed %d pending assessments", count)
+        older_than = timedelta(seconds=get_settings().escalation_ai_assessment_timeout_seconds + 30)
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)

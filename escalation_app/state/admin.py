@@ -6,7 +6,11 @@ import reflex as rx
 
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.state.base import AppState, NotSignedIn, error_toast, parse_id, run_db
+
+
+def _user_id(raw) -> int:
+    return parse_id(raw, "User not found.")
 
 
 class UsersAdminState(AppState):
@@ -73,23 +77,23 @@ class UsersAdminState(AppState):
     async def change_role(self, user_id: str, role: str):
         try:
             actor = await self._require_actor()
-            await run_db(user_rules.change_role, actor=actor, user_id=int(user_id), role=role)
-            await self._refresh(actor)
-        except (DomainError, ValueError) as error:
-            if isinstance(error, ValueError):
-                return rx.toast.error("User not found.")
-            await self._refresh(actor)
+        except NotSignedIn as error:
             return error_toast(error)
+        try:
+            await run_db(user_rules.change_role, actor=actor, user_id=_user_id(user_id), role=role)
+        except DomainError as error:
+            if actor.is_manager:
+                await self._refresh(actor)  # put the row's real role back in the picker
+            return error_toast(error)
+        await self._refresh(actor)
         return rx.toast.success("Role changed")
 
     @rx.event
     async def deactivate(self, user_id: str):
         try:
             actor = await self._require_actor()
-            await run_db(user_rules.deactivate_user, actor=actor, user_id=int(user_id))
+            await run_db(user_rules.deactivate_user, actor=actor, user_id=_user_id(user_id))
             await self._refresh(actor)
-        except (DomainError, ValueError) as error:
-            if isinstance(error, ValueError):
-                return rx.toast.error("User not found.")
+        except DomainError as error:
             return error_toast(error)
         return rx.toast.success("User deactivated")

@@ -55,6 +55,8 @@ class LoginState(AppState):
             self.error = outcome
             return
         token, role = outcome
+        # A tab whose previous sign-in merely expired still holds that user's page data.
+        (await self.get_state(AppState)).reset()
         self.auth_token = token
         actor = await self._actor()
         if actor is not None:

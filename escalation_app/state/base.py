@@ -17,7 +17,7 @@ from escalation_app import routes
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import end_auth_session, resolve_auth_session
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.errors import DomainError
+from escalation_app.domain.errors import DomainError, NotFound
 from escalation_app.services.realtime import AccountRoom, room_token
 from escalation_app.settings import get_settings
 
@@ -25,6 +25,28 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TOKEN_COOKIE = "escalation_desk_token"
+
+
+# INTEGER primary keys (PostgreSQL int4): larger ids cannot exist, and would make the
+# database raise instead of answering "not found".
+MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: object, not_found: str) -> int:
+    """An id from the browser (path or argument) as an int, or NotFound with `not_found`."""
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise NotFound(not_found) from None
+    if not 0 < value <= MAX_ID:
+        raise NotFound(not_found)
+    return value
+
+
+def path_part(path: str, index: int) -> str:
+    """One segment of a route path ("" when missing): /sessions/12/history → 12 at index 1."""
+    parts = path.strip("/").split("/")
+    return parts[index] if len(parts) > index else ""
 
 
 class NotSignedIn(DomainError):
@@ -132,6 +154,8 @@ class AppState(rx.State):
                 end_auth_session(db=db, token=token)
 
         await asyncio.to_thread(end)
-        self._forget_user()
-        self.auth_token = ""
-        return [*await self._sync_live_room(None), rx.redirect(routes.LOGIN)]
+        events = await self._sync_live_room(None)
+        # AppState's own vars (cookie included) and every page state under it: the next
+        # person to use this tab must not receive this user's data on their hydrate.
+        self.reset()
+        return [*events, rx.redirect(routes.LOGIN)]

@@ -8,10 +8,16 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import handoffs as handoff_rules
+from escalation_app.domain.assessments import (
+    OFFLINE_LABEL,
+    assessment_panel,
+    reset_for_retry,
+    toggle_checked_step,
+)
 from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.services import after_commit
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.state.base import AppState, NotSignedIn, error_toast, path_part, run_db
 from escalation_app.state.queue import already_claimed_message
 
 
@@ -52,13 +58,18 @@ class HandoffState(AppState):
     ai_steps: list[dict[str, str]] = []
     ai_start_here: str = ""
 
+    claimed_by_me: bool = False
+
     @rx.var
     def is_claimed(self) -> bool:
         return self.claimed_by != ""
 
+    @rx.var
+    def offline_label(self) -> str:
+        return OFFLINE_LABEL
+
     def _route_handoff_id(self) -> str:
-        parts = self.router.url.path.strip("/").split("/")
-        return parts[1] if len(parts) > 1 else ""
+        return path_part(self.router.url.path, 1)
 
     def _show(self, detail: HandoffDetail, actor) -> None:
         h, s = detail.handoff, detail.session
@@ -90,28 +101,29 @@ class HandoffState(AppState):
         self.session_history_href = routes.session_history(s.id)
         self.claimed_by = detail.claimed_by_name or ""
         self.claimed_at = h.claimed_at.isoformat() if h.claimed_at else ""
+        self.claimed_by_me = h.claimed_by_id == actor.id
         self.can_pick_up = (
             h.claimed_by_id is None and actor.can_work_handoffs and h.handed_off_by_id != actor.id
         )
         self._show_assessment(h)
 
     def _show_assessment(self, h) -> None:
-        data = h.ai_assessment_data or {}
-        self.ai_status = h.ai_status
-        self.ai_error = h.ai_error or ""
-        self.ai_model = h.ai_model or ""
-        self.ai_generated_at = h.ai_generated_at.isoformat() if h.ai_generated_at else ""
-        self.ai_offline = bool(data.get("offline"))
-        self.ai_summary = h.ai_assessment or ""
-        self.ai_cause = str(data.get("likely_cause", ""))
-        self.ai_confidence = str(data.get("confidence", ""))
-        self.ai_known = [str(x) for x in data.get("what_we_know", [])]
-        checked = set(h.checked_steps or [])
+        panel = assessment_panel(h)
+        self.ai_status = panel.status
+        self.ai_error = panel.error
+        self.ai_model = panel.model
+        self.ai_generated_at = panel.generated_at.isoformat() if panel.generated_at else ""
+        self.ai_offline = panel.offline
+        self.ai_start_here = panel.start_here
+        found = panel.assessment
+        self.ai_summary = found.summary_prose if found else ""
+        self.ai_cause = found.likely_cause if found else ""
+        self.ai_confidence = found.confidence if found else ""
+        self.ai_known = list(found.what_we_know) if found else []
         self.ai_steps = [
-            {"index": str(i), "text": str(step), "checked": "yes" if i in checked else ""}
-            for i, step in enumerate(data.get("suggested_steps", []))
+            {"index": str(i), "text": step, "checked": "yes" if i in panel.checked_steps else ""}
+            for i, step in enumerate(found.suggested_steps if found else [])
         ]
-        self.ai_start_here = str(data.get("start_here", ""))
 
     async def _reload(self, actor) -> None:
         detail = await run_db(
@@ -159,3 +171,31 @@ class HandoffState(AppState):
             after_commit.handoff_claimed(result.handoff)
         await self._reload(actor)
         return rx.toast.success("You picked this up")
+
+    @rx.event
+    async def toggle_step(self, index: str, checked: bool):
+        """Tick or untick one suggested step (saved for everyone who opens the handoff)."""
+        try:
+            actor = await self._require_actor()
+            await run_db(
+                toggle_checked_step,
+                actor=actor,
+                handoff_id=self._route_handoff_id(),
+                index=index,
+                checked=checked,
+            )
+            await self._reload(actor)
+        except DomainError as error:
+            return error_toast(error)
+
+    @rx.event
+    async def retry_assessment(self):
+        """Ask for the AI assessment again after it failed."""
+        try:
+            actor = await self._require_actor()
+            handoff = await run_db(reset_for_retry, actor=actor, handoff_id=self._route_handoff_id())
+        except DomainError as error:
+            return error_toast(error)
+        after_commit.schedule_assessment(handoff.account_id, handoff.id)
+        await self._reload(actor)
+        return rx.toast.info("Assessment requested again")

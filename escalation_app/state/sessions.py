@@ -10,16 +10,13 @@ from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError, NotFound
 from escalation_app.services import after_commit
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.state.base import AppState, NotSignedIn, error_toast, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
 
 
-def _parse_id(raw: str) -> int:
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise NotFound("Session not found.") from None
+def _session_id_from_path(path: str) -> int:
+    return parse_id(path_part(path, 1), "Session not found.")
 
 
 class SessionsState(AppState):
@@ -123,7 +120,7 @@ class SessionDetailState(AppState):
         return ""
 
     def _route_session_id(self) -> int:
-        return _parse_id(self.router.url.path.strip("/").split("/")[1])
+        return _session_id_from_path(self.router.url.path)
 
     async def _reload(self, actor) -> None:
         session_id = self._route_session_id()
@@ -260,13 +257,11 @@ class SessionHistoryState(AppState):
         except NotSignedIn:
             return self._login_redirect()
         try:
-            session_id = _parse_id(self.router.url.path.strip("/").split("/")[1])
+            session_id = _session_id_from_path(self.router.url.path)
 
             def read(db, actor):
-                from escalation_app.domain.models import SupportSession
-
-                rows = handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id)
-                return db.get(SupportSession, session_id), rows
+                support_session = session_rules.get_account_session(db=db, actor=actor, session_id=session_id)
+                return support_session, handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id)
 
             support_session, rows = await run_db(read, actor=actor)
         except NotFound:
