@@ -11,6 +11,7 @@ SESSION_HISTORY = "/sessions/[session_id]/history"
 ESCALATIONS = "/escalations"
 HANDOFF = "/handoffs/[handoff_id]"
 HISTORY = "/history"
+ANALYTICS = "/analytics"
 ADMIN_USERS = "/admin/users"
 ADMIN_INTEGRATIONS = "/admin/integrations"
 

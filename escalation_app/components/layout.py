@@ -7,13 +7,88 @@ from collections.abc import Callable
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.components.live import LiveRefresher
 from escalation_app.state.base import AppState
+from escalation_app.state.bell import BellState
 
 PRODUCT = "Escalation Desk"
 
 
 def nav_link(label: str, href: str) -> rx.Component:
     return rx.link(label, href=href, size="2", weight="medium", color_scheme="gray", high_contrast=True)
+
+
+def bell_item(item) -> rx.Component:
+    return rx.dropdown_menu.item(
+        rx.vstack(
+            rx.hstack(
+                rx.cond(
+                    item["read"] == "",
+                    rx.box(width="6px", height="6px", border_radius="50%", background="var(--accent-9)"),
+                ),
+                rx.text(
+                    item["title"],
+                    size="2",
+                    weight=rx.cond(item["read"] == "", "bold", "regular"),
+                    trim="both",
+                ),
+                align="center",
+                spacing="2",
+            ),
+            rx.text(
+                item["body"],
+                " · ",
+                rx.moment(item["created_at"], from_now=True),
+                size="1",
+                color_scheme="gray",
+            ),
+            spacing="0",
+            align="start",
+        ),
+        on_select=BellState.open_item(item["id"]),
+        height="auto",
+        padding_y="0.4rem",
+    )
+
+
+def bell() -> rx.Component:
+    return rx.dropdown_menu.root(
+        rx.dropdown_menu.trigger(
+            rx.button(
+                rx.icon("bell", size=16),
+                rx.cond(
+                    BellState.unread > 0,
+                    rx.badge(BellState.unread, color_scheme="red", variant="solid", radius="full"),
+                ),
+                variant="ghost",
+                size="2",
+                aria_label=rx.cond(
+                    BellState.unread > 0,
+                    "Notifications, " + BellState.unread.to_string() + " unread",
+                    "Notifications",
+                ),
+            )
+        ),
+        rx.dropdown_menu.content(
+            rx.hstack(
+                rx.text("Notifications", weight="bold", size="2"),
+                rx.spacer(),
+                rx.button("Mark all read", size="1", variant="ghost", on_click=BellState.mark_all_read),
+                align="center",
+                padding="0.25rem 0.5rem",
+                width="100%",
+            ),
+            rx.dropdown_menu.separator(),
+            rx.cond(
+                BellState.items.length() > 0,
+                rx.foreach(BellState.items, bell_item),
+                rx.text("Nothing yet.", size="2", color_scheme="gray", padding="0.5rem"),
+            ),
+            max_width="24rem",
+            max_height="28rem",
+            overflow_y="auto",
+        ),
+    )
 
 
 def header() -> rx.Component:
@@ -33,7 +108,9 @@ def header() -> rx.Component:
                     nav_link("Sessions", routes.SESSIONS),
                     nav_link("Escalations", routes.ESCALATIONS),
                     rx.cond(AppState.is_manager, nav_link("History", routes.HISTORY)),
+                    rx.cond(AppState.is_manager, nav_link("Analytics", routes.ANALYTICS)),
                     rx.cond(AppState.is_manager, nav_link("Users", routes.ADMIN_USERS)),
+                    rx.cond(AppState.is_manager, nav_link("Integrations", routes.ADMIN_INTEGRATIONS)),
                     spacing="4",
                     wrap="wrap",
                 ),
@@ -41,6 +118,8 @@ def header() -> rx.Component:
             ),
             rx.spacer(),
             rx.hstack(
+                LiveRefresher.create(BellState.refresh),
+                bell(),
                 rx.text(AppState.user_name, size="2", weight="medium"),
                 rx.badge(AppState.user_role, variant="soft", color_scheme="gray"),
                 rx.button("Sign out", on_click=AppState.sign_out, variant="soft", size="1"),
@@ -84,7 +163,11 @@ def template(*, route: str, title: str, on_load=None) -> Callable[[Callable[[], 
     """Register a signed-in page at `route`, wrapped in the shared frame."""
 
     def decorator(page_fn: Callable[[], rx.Component]) -> Callable:
-        @rx.page(route=route, title=f"{title} — {PRODUCT}", on_load=on_load)
+        loads = [on_load] if on_load is not None else []
+        # Every signed-in page reads the bell and joins the account's live room.
+        loads.append(BellState.load)
+
+        @rx.page(route=route, title=f"{title} — {PRODUCT}", on_load=loads)
         def wrapped() -> rx.Component:
             return signed_in_frame(page_fn())
 

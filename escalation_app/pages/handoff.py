@@ -148,6 +148,35 @@ def ai_panel() -> rx.Component:
     )
 
 
+def delivery_panel() -> rx.Component:
+    row = lambda r: rx.table.row(  # noqa: E731
+        rx.table.cell(r["channel"]),
+        rx.table.cell(r["recipient"]),
+        rx.table.cell(r["status"]),
+        rx.table.cell(r["attempts"]),
+        rx.table.cell(rx.text(r["error"], size="1", color_scheme="red")),
+    )
+    return rx.cond(
+        H.delivery_text != "",
+        rx.el.details(
+            rx.el.summary(rx.text(H.delivery_text, size="2", as_="span"), style={"cursor": "pointer"}),
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(c)
+                            for c in ("Channel", "To", "Status", "Attempts", "Last error")
+                        ]
+                    )
+                ),
+                rx.table.body(rx.foreach(H.deliveries, row)),
+                size="1",
+            ),
+            aria_label="Notification deliveries",
+        ),
+    )
+
+
 def handoff_body() -> rx.Component:
     return rx.vstack(
         live_refresher(H.refresh),
@@ -168,6 +197,7 @@ def handoff_body() -> rx.Component:
             wrap="wrap",
         ),
         claim_panel(),
+        delivery_panel(),
         rx.grid(
             rx.vstack(
                 rx.card(

@@ -59,6 +59,9 @@ class HandoffState(AppState):
     ai_start_here: str = ""
 
     claimed_by_me: bool = False
+    # Managers only: what the notifications did ("Notified: 4 by email, Slack ✓").
+    delivery_text: str = ""
+    deliveries: list[dict[str, str]] = []
 
     @rx.var
     def is_claimed(self) -> bool:
@@ -143,7 +146,7 @@ class HandoffState(AppState):
         except NotFound:
             self.found = False
         self.loaded = True
-        return await self._sync_live_room(actor if self.found else None)
+        return await self._sync_live_room(actor)
 
     @rx.event
     async def refresh(self):
