@@ -113,3 +113,10 @@ def db(engine) -> Iterator[Session]:
     wipe(engine)
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the
+    main thread for as long as its browser is open, which async tests cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

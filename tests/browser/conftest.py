@@ -101,6 +101,8 @@ def app_url(app_database) -> Iterator[str]:
     """The running app (production build) on 127.0.0.1."""
     from reflex.testing import AppHarnessProd
 
+    # Reflex keeps per-tab and room state on disk between runs; every run starts clean.
+    shutil.rmtree(ROOT / ".states", ignore_errors=True)
     os.environ["PATH"] = f"{BUN_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("REFLEX_CHECK_LATEST_VERSION", "0")

@@ -83,9 +83,10 @@ def test_engineer_escalates_and_a_senior_picks_it_up(people):
 
     senior.wait_for_url(re.compile(r"/handoffs/[0-9a-f-]+/?$"))
     expect(senior.get_by_role("heading", name=summary, level=1)).to_be_visible()
+    steps_list = senior.get_by_role("list", name="Steps tried")
     for tried, result in steps:
-        expect(senior.get_by_text(tried)).to_be_visible()
-        expect(senior.get_by_text(result)).to_be_visible()
+        expect(steps_list.get_by_text(tried)).to_be_visible()
+        expect(steps_list.get_by_text(result)).to_be_visible()
     expect(senior.get_by_text("Need someone with access to the core switch.")).to_be_visible()
     expect(senior.get_by_role("status").filter(has_text="Claimed by")).to_contain_text("Riley Chen")
     expect(senior.get_by_role("heading", name="AI assessment")).to_be_visible()

@@ -51,6 +51,7 @@ def test_card_arrives_and_leaves_live_and_only_where_it_should(people):
     engineer = _create_session_with_steps(
         people, summary, [("Checked the RD Gateway event log", "Event 312")]
     )
+    seen_before = {"viewer": len(viewer_frames), "contoso": len(contoso_frames)}
     _escalate(engineer, "Whole office locked out of the terminal server.")
 
     for page in (riley, morgan):
@@ -69,14 +70,15 @@ def test_card_arrives_and_leaves_live_and_only_where_it_should(people):
     expect(_card(viewer, summary)).to_have_count(0)
     expect(_card(contoso, summary)).to_have_count(0)
     handoff_id = riley.url.rstrip("/").rsplit("/", 1)[-1]
-    for frames in (viewer_frames, contoso_frames):
+    for who, frames in (("viewer", viewer_frames), ("contoso", contoso_frames)):
         assert frames, "the tab never talked to the server"
         wire = "\n".join(frames)
         assert summary not in wire
         assert handoff_id not in wire
-        # Their own unlinked copy of the room never moves.
-        assert set(re.findall(r'"version_rx_state_":(\d+)', wire)) <= {"0"}
-        assert set(re.findall(r'"last_handoff_id_rx_state_":"([^"]*)"', wire)) <= {""}
+        # Nothing about Northwind's arrival or claim reached them: no room update at all.
+        assert "version_rx_state_" not in "\n".join(frames[seen_before[who] :]), who
+    # The viewer is never linked: its own copy of the room never moves.
+    assert set(re.findall(r'"version_rx_state_":(\d+)', "\n".join(viewer_frames))) <= {"0"}
 
 
 def test_claimed_elsewhere_switches_an_open_handoff_screen(people):
