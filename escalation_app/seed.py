@@ -2,12 +2,17 @@
 
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.demo_data import load_demo_data
+from escalation_app.domain.demo_history import load_demo_history
 
 
 def main() -> None:
     with session_scope() as db:
         created = load_demo_data(db)
+        # 90 days of Northwind history, so History and Analytics are worth a look.
+        history = load_demo_history(db)
     print("Demo data loaded." if created else "Demo data already present.")
+    if history:
+        print(f"Demo history loaded: {history} handoffs.")
 
 
 if __name__ == "__main__":

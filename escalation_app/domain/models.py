@@ -153,6 +153,8 @@ class SessionHandoff(SQLModel, table=True):
         Index("ix_handoff_account_created", "account_id", "created_at"),
         Index("ix_handoff_account_by_created", "account_id", "handed_off_by_id", "created_at"),
         Index("ix_handoff_session_created", "session_id", "created_at"),
+        # Analytics: an account's claims in a time window (time-to-claim series, top claimers).
+        Index("ix_handoff_account_claimed", "account_id", "claimed_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

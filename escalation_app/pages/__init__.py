@@ -1,5 +1,13 @@
 """One module per screen; importing this package registers every page."""
 
-from escalation_app.pages import admin_integrations, admin_users, escalations, handoff, login, sessions
+from escalation_app.pages import (
+    admin_integrations,
+    admin_users,
+    escalations,
+    handoff,
+    history,
+    login,
+    sessions,
+)
 
-__all__ = ["admin_integrations", "admin_users", "escalations", "handoff", "login", "sessions"]
+__all__ = ["admin_integrations", "admin_users", "escalations", "handoff", "history", "login", "sessions"]

@@ -64,6 +64,7 @@ def app_database() -> Iterator[str]:
         pytest.fail(f"{reason} (required under CI=true)")
     from escalation_app.domain.db import get_engine, session_scope
     from escalation_app.domain.demo_data import load_demo_data
+    from escalation_app.domain.demo_history import load_demo_history
     from escalation_app.settings import get_settings
 
     name = None
@@ -82,6 +83,7 @@ def app_database() -> Iterator[str]:
     get_engine.cache_clear()
     with session_scope() as db:
         load_demo_data(db)
+        load_demo_history(db)
     try:
         yield url
     finally:

@@ -1,0 +1,498 @@
+"""Handoff history: the manager's (and engineer's) table of past handoffs, filtered,
+paginated, exportable.
+
+Who sees what:
+- owners and admins: every handoff of their account;
+- engineers: only the handoffs they handed off themselves;
+- viewers: every handoff of their account, read-only (history is a read; the views
+  never offer an action a viewer may not take);
+- nobody ever sees another account's handoffs.
+
+Filters come from the URL query (`parse_filters`) and go back into it
+(`filters_to_query`) so a filtered view can be shared as a link. Pagination is done in
+the database (ORDER BY created_at DESC, id DESC with OFFSET/LIMIT, plus one COUNT);
+the `(account_id, created_at)` index serves the default page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from escalation_app.domain import validation
+from escalation_app.domain.actors import Actor
+from escalation_app.domain.errors import InvalidInput
+from escalation_app.domain.models import (
+    AccountRole,
+    HandoffIntent,
+    Priority,
+    SessionHandoff,
+    SupportSession,
+    User,
+)
+
+PAGE_SIZE = 50
+PAGE_SIZE_MAX = 200
+PAGE_MAX = 1_000_000
+SEARCH_MAX = 100
+CSV_CHUNK_ROWS = 1000
+CLAIMED_CHOICES = ("claimed", "unclaimed")
+# Roles that read the whole account's history (viewers read-only).
+ACCOUNT_WIDE_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.VIEWER)
+
+# URL query keys, in the order they are written back.
+QUERY_KEYS = ("from", "to", "by", "claimer", "intent", "priority", "claimed", "q", "page")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilters:
+    """What the history table is narrowed to. Every field is optional; page is 1-based.
+
+    Dates are inclusive UTC calendar days: `date_from=2026-11-01, date_to=2026-11-01`
+    means handoffs created on 1 November (UTC).
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None
+    handed_off_by_id: int | None = None
+    claimed_by_id: int | None = None
+    intent: str | None = None
+    priority: str | None = None
+    claimed: str | None = None  # "claimed" | "unclaimed" | None (both)
+    q: str | None = None
+    page: int = 1
+
+    def with_page(self, page: int) -> HistoryFilters:
+        """The same filters on another page (for "next"/"previous" links)."""
+        return replace(self, page=max(1, page))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One handoff as the history table shows it."""
+
+    created_at: datetime
+    handoff_id: str
+    session_id: int
+    problem_summary: str
+    problem_domain: str
+    client_name: str
+    intent: str
+    priority: str
+    handed_off_by_id: int
+    handed_off_by_name: str
+    claimed_by_id: int | None
+    claimed_by_name: str | None
+    claimed_at: datetime | None
+    time_to_claim_seconds: int | None
+    ai_confidence: str | None
+    session_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of history, newest first, and where it sits in the whole result."""
+
+    rows: list[HistoryRow]
+    total: int
+    page: int
+    page_size: int
+    page_count: int
+    filters: HistoryFilters
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.page_count
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An account user, for the "handed off by" and "claimed by" filter menus."""
+
+    id: int
+    name: str
+
+
+# ---------------------------------------------------------------------------
+# URL query <-> filters
+# ---------------------------------------------------------------------------
+
+
+def _single(value: Any) -> str:
+    # Frameworks hand repeated query keys over as lists; the last one wins.
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else ""
+    return "" if value is None else str(value).strip()
+
+
+def _parse_date(raw: str, label: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{label} must be a date like 2026-01-31.") from None
+
+
+def _parse_id(raw: str, label: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 12 or int(raw) < 1:
+        raise InvalidInput(f"{label} must be a person from the list.")
+    return int(raw)
+
+
+def _parse_page(raw: str) -> int:
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput("Page must be a whole number from 1.")
+    return min(int(raw), PAGE_MAX)
+
+
+def parse_filters(query: Mapping[str, Any]) -> HistoryFilters:
+    """Turn URL query parameters into filters, or raise InvalidInput saying what is wrong.
+
+    Keys: `from`, `to` (YYYY-MM-DD), `by` (user id), `claimer` (user id), `intent`
+    (park|escalate), `priority` (low|normal|high|urgent), `claimed`
+    (claimed|unclaimed), `q` (search text), `page`. Empty values mean "not set";
+    unknown keys are ignored.
+    """
+    raw = {key: _single(query.get(key)) for key in QUERY_KEYS}
+    date_from = _parse_date(raw["from"], "From date")
+    date_to = _parse_date(raw["to"], "To date")
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("From date must be on or before the to date.")
+    claimed = raw["claimed"].lower() or None
+    if claimed is not None and claimed not in CLAIMED_CHOICES:
+        raise InvalidInput("Claimed must be one of: claimed, unclaimed.")
+    q = validation.text(raw["q"], "Search", max_length=SEARCH_MAX) or None
+    return HistoryFilters(
+        date_from=date_from,
+        date_to=date_to,
+        handed_off_by_id=_parse_id(raw["by"], "Handed off by"),
+        claimed_by_id=_parse_id(raw["claimer"], "Claimed by"),
+        intent=validation.choice(raw["intent"], HandoffIntent, "Intent").value if raw["intent"] else None,
+        priority=(
+            validation.choice(raw["priority"], Priority, "Priority").value if raw["priority"] else None
+        ),
+        claimed=claimed,
+        q=q,
+        page=_parse_page(raw["page"]),
+    )
+
+
+def filters_to_query(filters: HistoryFilters) -> dict[str, str]:
+    """The URL query for `filters` (unset values and page 1 left out), for shareable links."""
+    values = {
+        "from": filters.date_from.isoformat() if filters.date_from else "",
+        "to": filters.date_to.isoformat() if filters.date_to else "",
+        "by": str(filters.handed_off_by_id) if filters.handed_off_by_id else "",
+        "claimer": str(filters.claimed_by_id) if filters.claimed_by_id else "",
+        "intent": filters.intent or "",
+        "priority": filters.priority or "",
+        "claimed": filters.claimed or "",
+        "q": filters.q or "",
+        "page": str(filters.page) if filters.page > 1 else "",
+    }
+    return {key: value for key, value in values.items() if value}
+
+
+# ---------------------------------------------------------------------------
+# Queries
+# ---------------------------------------------------------------------------
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _conditions(actor: Actor, filters: HistoryFilters) -> list:
+    """WHERE conditions: the actor's scope first, then each filter that is set."""
+    conditions: list = [SessionHandoff.account_id == actor.account_id]
+    if actor.role not in ACCOUNT_WIDE_ROLES:
+        # Engineers (and any role we do not know) see only what they handed off.
+        conditions.append(SessionHandoff.handed_off_by_id == actor.id)
+    if filters.date_from:
+        conditions.append(col(SessionHandoff.created_at) >= _day_start(filters.date_from))
+    if filters.date_to:
+        conditions.append(col(SessionHandoff.created_at) < _day_start(filters.date_to + timedelta(days=1)))
+    if filters.handed_off_by_id:
+        conditions.append(SessionHandoff.handed_off_by_id == filters.handed_off_by_id)
+    if filters.claimed_by_id:
+        conditions.append(SessionHandoff.claimed_by_id == filters.claimed_by_id)
+    if filters.intent:
+        conditions.append(SessionHandoff.intent == filters.intent)
+    if filters.priority:
+        conditions.append(SessionHandoff.priority == filters.priority)
+    if filters.claimed == "claimed":
+        conditions.append(col(SessionHandoff.claimed_by_id).is_not(None))
+    elif filters.claimed == "unclaimed":
+        conditions.append(col(SessionHandoff.claimed_by_id).is_(None))
+    if filters.q:
+        # ILIKE on PostgreSQL, lower(..) LIKE lower(..) on SQLite.
+        pattern = _like_pattern(filters.q)
+        conditions.append(
+            or_(
+                col(SupportSession.problem_summary).ilike(pattern, escape="\\"),
+                col(SessionHandoff.engineer_notes).ilike(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+NEWEST_FIRST = (col(SessionHandoff.created_at).desc(), col(SessionHandoff.id).desc())
+
+
+def _rows_select():
+    """The columns of a history row, joined; the caller adds WHERE and ORDER BY."""
+    by_user = aliased(User)
+    claimer = aliased(User)
+    confidence = cast(SessionHandoff.ai_assessment_data["confidence"].as_string(), String)
+    return (
+        select(
+            SessionHandoff.created_at,
+            SessionHandoff.id,
+            SessionHandoff.session_id,
+            SupportSession.problem_summary,
+            SupportSession.problem_domain,
+            SupportSession.client_name,
+            SessionHandoff.intent,
+            SessionHandoff.priority,
+            SessionHandoff.handed_off_by_id,
+            by_user.display_name,
+            SessionHandoff.claimed_by_id,
+            claimer.display_name,
+            SessionHandoff.claimed_at,
+            confidence,
+            SupportSession.status,
+        )
+        .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
+        .join(by_user, col(by_user.id) == SessionHandoff.handed_off_by_id)
+        .outerjoin(claimer, col(claimer.id) == SessionHandoff.claimed_by_id)
+    )
+
+
+def _matching(query, filters: HistoryFilters):
+    """`query` over session_handoff, joined to its session when the search needs it."""
+    if filters.q:
+        query = query.join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
+    return query
+
+
+def _to_row(values) -> HistoryRow:
+    (
+        created_at,
+        handoff_id,
+        session_id,
+        summary,
+        domain,
+        client,
+        intent,
+        priority,
+        by_id,
+        by_name,
+        claimer_id,
+        claimer_name,
+        claimed_at,
+        confidence,
+        status,
+    ) = values
+    wait = None
+    if claimed_at is not None:
+        wait = max(0, int((claimed_at - created_at).total_seconds()))
+    return HistoryRow(
+        created_at=created_at,
+        handoff_id=str(handoff_id),
+        session_id=session_id,
+        problem_summary=summary,
+        problem_domain=domain or "",
+        client_name=client or "",
+        intent=intent,
+        priority=priority,
+        handed_off_by_id=by_id,
+        handed_off_by_name=by_name,
+        claimed_by_id=claimer_id,
+        claimed_by_name=claimer_name,
+        claimed_at=claimed_at,
+        time_to_claim_seconds=wait,
+        ai_confidence=confidence or None,
+        session_status=status,
+    )
+
+
+def count_history(*, db: Session, actor: Actor, filters: HistoryFilters) -> int:
+    """How many handoffs match `filters` in the actor's scope."""
+    query = _matching(select(func.count()).select_from(SessionHandoff), filters)
+    return int(db.exec(query.where(*_conditions(actor, filters))).one())
+
+
+def list_history(
+    *, db: Session, actor: Actor, filters: HistoryFilters, page_size: int = PAGE_SIZE
+) -> HistoryPage:
+    """One page of the actor's handoff history, newest first, with the total count.
+
+    A page past the end is clamped to the last page (a shared link outlives its data).
+    """
+    page_size = max(1, min(int(page_size), PAGE_SIZE_MAX))
+    total = count_history(db=db, actor=actor, filters=filters)
+    page_count = max(1, math.ceil(total / page_size))
+    page = min(max(1, filters.page), page_count)
+    rows: list[HistoryRow] = []
+    if total:
+        # A deferred join: find the page's ids on session_handoff alone (an index walk
+        # along (account_id, created_at)), then join sessions and names for those rows
+        # only, so a deep page does not join everything it skips.
+        page_ids = (
+            _matching(select(SessionHandoff.id), filters)
+            .where(*_conditions(actor, filters))
+            .order_by(*NEWEST_FIRST)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        result = db.exec(
+            _rows_select()
+            .where(
+                SessionHandoff.account_id == actor.account_id,
+                col(SessionHandoff.id).in_(page_ids.scalar_subquery()),
+            )
+            .order_by(*NEWEST_FIRST)
+        )
+        rows = [_to_row(values) for values in result.all()]
+    return HistoryPage(
+        rows=rows,
+        total=total,
+        page=page,
+        page_size=page_size,
+        page_count=page_count,
+        filters=replace(filters, page=page),
+    )
+
+
+def iter_history(*, db: Session, actor: Actor, filters: HistoryFilters) -> Iterator[HistoryRow]:
+    """Every matching handoff (all pages), newest first, fetched in chunks."""
+    query = (
+        _rows_select()
+        .where(*_conditions(actor, filters))
+        .order_by(*NEWEST_FIRST)
+        .execution_options(yield_per=CSV_CHUNK_ROWS)
+    )
+    for values in db.exec(query):
+        yield _to_row(values)
+
+
+# ---------------------------------------------------------------------------
+# CSV export
+# ---------------------------------------------------------------------------
+
+CSV_HEADER = (
+    "created_at",
+    "handoff_id",
+    "session_id",
+    "problem_summary",
+    "problem_domain",
+    "client",
+    "intent",
+    "priority",
+    "handed_off_by",
+    "claimed_by",
+    "claimed_at",
+    "time_to_claim_seconds",
+    "ai_confidence",
+    "session_status",
+)
+
+
+def _cell(value: str | None) -> str:
+    """Text as a spreadsheet shows it literally (no formula injection from user text)."""
+    text = value or ""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
+def iter_history_csv(*, db: Session, actor: Actor, filters: HistoryFilters) -> Iterator[str]:
+    """The CSV export as text chunks (header first, then up to 1,000 rows per chunk).
+
+    Covers all pages of `filters` (its `page` is ignored) in the actor's scope.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    pending = 0
+    for row in iter_history(db=db, actor=actor, filters=filters):
+        writer.writerow(
+            (
+                _iso(row.created_at),
+                row.handoff_id,
+                row.session_id,
+                _cell(row.problem_summary),
+                _cell(row.problem_domain),
+                _cell(row.client_name),
+                row.intent,
+                row.priority,
+                _cell(row.handed_off_by_name),
+                _cell(row.claimed_by_name),
+                _iso(row.claimed_at),
+                "" if row.time_to_claim_seconds is None else row.time_to_claim_seconds,
+                row.ai_confidence or "",
+                row.session_status,
+            )
+        )
+        pending += 1
+        if pending >= CSV_CHUNK_ROWS:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue()
+
+
+def export_history_csv(*, db: Session, actor: Actor, filters: HistoryFilters) -> str:
+    """All matching handoffs as one CSV text (see `iter_history_csv`)."""
+    return "".join(iter_history_csv(db=db, actor=actor, filters=filters))
+
+
+def export_filename(*, today: date | None = None) -> str:
+    """A download name such as `handoff-history-2026-11-22.csv`."""
+    return f"handoff-history-{(today or datetime.now(UTC).date()).isoformat()}.csv"
+
+
+# ---------------------------------------------------------------------------
+# Filter menus
+# ---------------------------------------------------------------------------
+
+
+def history_people(*, db: Session, actor: Actor) -> list[Person]:
+    """The actor's account users by name, for the handed-off-by and claimer menus.
+
+    Includes deactivated and removed users: their handoffs are still in the history.
+    """
+    rows = db.exec(
+        select(User.id, User.display_name)
+        .where(User.account_id == actor.account_id)
+        .order_by(func.lower(User.display_name), col(User.id))
+    ).all()
+    return [Person(id=user_id, name=name) for user_id, name in rows]

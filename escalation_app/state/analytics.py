@@ -1,0 +1,61 @@
+"""/analytics: escalation analytics for owners and admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import humanize
+import reflex as rx
+
+from escalation_app.domain import analytics as analytics_rules
+from escalation_app.state.base import AppState, NotSignedIn, run_db
+
+
+def _duration(seconds: float | None) -> str:
+    return humanize.naturaldelta(seconds) if seconds is not None else "—"
+
+
+class AnalyticsState(AppState):
+    """Cards and chart series, computed in SQL by the domain."""
+
+    allowed: bool = False
+    loaded: bool = False
+    this_week: int = 0
+    last_week: int = 0
+    change: str = ""
+    p50: str = "—"
+    p90: str = "—"
+    open_unclaimed: int = 0
+    oldest: str = "—"
+    per_day: list[dict[str, Any]] = []
+    claim_weeks: list[dict[str, Any]] = []
+    per_engineer: list[dict[str, Any]] = []
+    per_domain: list[dict[str, Any]] = []
+    top_claimers: list[dict[str, Any]] = []
+
+    @rx.event
+    async def load(self):
+        self.loaded = False
+        try:
+            actor = await self._require_actor()
+        except NotSignedIn:
+            return self._login_redirect()
+        self.allowed = actor.is_manager
+        if not self.allowed:
+            self.loaded = True
+            return
+        a = await run_db(analytics_rules.escalation_analytics, actor=actor)
+        self.this_week, self.last_week = a.escalations_this_week, a.escalations_last_week
+        self.change = (
+            "" if a.escalations_change_pct is None else f"{a.escalations_change_pct:+d}% vs last week"
+        )
+        self.p50 = _duration(a.claim_p50_seconds_this_week)
+        self.p90 = _duration(a.claim_p90_seconds_this_week)
+        self.open_unclaimed = a.open_unclaimed
+        self.oldest = _duration(a.oldest_unclaimed_seconds)
+        self.per_day = a.per_day
+        self.claim_weeks = a.claim_time_per_week
+        self.per_engineer = a.per_engineer
+        self.per_domain = a.per_domain
+        self.top_claimers = a.top_claimers
+        self.loaded = True
