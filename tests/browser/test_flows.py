@@ -87,7 +87,7 @@ def test_engineer_escalates_and_a_senior_picks_it_up(people):
     for tried, result in steps:
         expect(steps_list.get_by_text(tried)).to_be_visible()
         expect(steps_list.get_by_text(result)).to_be_visible()
-    expect(senior.get_by_text("Need someone with access to the core switch.")).to_be_visible()
+    expect(senior.get_by_text("Need someone with access to the core switch.", exact=True)).to_be_visible()
     expect(senior.get_by_role("status").filter(has_text="Claimed by")).to_contain_text("Riley Chen")
     expect(senior.get_by_role("heading", name="AI assessment")).to_be_visible()
 
@@ -104,11 +104,20 @@ def test_two_seniors_pick_up_at_once_exactly_one_wins(people):
 
     riley = people.signed_in("riley@northwind.example", "/escalations")
     morgan = people.signed_in("morgan@northwind.example", "/escalations")
-    buttons = [_card(p, summary).get_by_role("button", name="Pick up") for p in (riley, morgan)]
-    for button in buttons:
-        expect(button).to_be_enabled()
-    for button in buttons:
-        button.dispatch_event("click")
+    for page in (riley, morgan):
+        expect(_card(page, summary).get_by_role("button", name="Pick up")).to_be_enabled()
+    # Both clicks fire in the pages at the same wall-clock instant; a click sent after
+    # the other's claim would find the card already gone (it leaves the queue live).
+    fire_at = riley.evaluate("Date.now()") + 600
+    for page in (riley, morgan):
+        page.evaluate(
+            """([summary, at]) => setTimeout(() => {
+                const card = [...document.querySelectorAll('article')]
+                    .find((a) => a.getAttribute('aria-label') === summary);
+                card.querySelector('button').click();
+            }, at - Date.now())""",
+            [summary, fire_at],
+        )
 
     # Whoever lands on the handoff screen won; the other must be told who did.
     handoff_url = re.compile(r"/handoffs/[0-9a-f-]+/?$")
