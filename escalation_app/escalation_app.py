@@ -8,7 +8,7 @@ import reflex as rx
 
 import escalation_app.pages  # noqa: F401  (registers every page)
 from escalation_app import routes
-from escalation_app.services import after_commit, notifications
+from escalation_app.services import after_commit, notifications, psa
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -26,6 +26,7 @@ app = rx.App(
 app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Escalation Desk")
 
 # Background work that lives as long as the server: finish assessments a stop left
-# pending, and retry failed notification deliveries.
+# pending, and retry failed notification deliveries and PSA notes.
 app.register_lifespan_task(after_commit.assessment_sweep)
 app.register_lifespan_task(notifications.run_delivery_sweeper)
+app.register_lifespan_task(psa.run_psa_sweeper)

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
 
     frontend_url: str = "http://localhost:3000"
 
+    # PSA writeback. The Fernet key(s) that encrypt PSA secrets at rest: one key, or
+    # "new,old" while rotating (the first encrypts, any decrypts). Generate one with
+    # `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+    # Unset on the SQLite laptop default: a key is generated once into `.psa-key` in the
+    # project (git-ignored). Unset with PostgreSQL: saving a PSA secret is refused.
+    psa_encryption_key: str | None = None
+    # Per request to ConnectWise / HaloPSA (the OAuth token request included).
+    psa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     # Server-side sign-in sessions expire after this much inactivity.
     auth_session_idle_hours: float = 8.0
     # bcrypt work factor; tests lower it to keep the suite fast.

@@ -246,10 +246,12 @@ class LoginAttempt(SQLModel, table=True):
 
 
 class AccountIntegration(SQLModel, table=True):
-    """An account's outbound integrations: team-chat webhooks (PSA settings join later).
+    """An account's outbound integrations: team-chat webhooks and the PSA connection.
 
     One row per account. The webhook URLs are secrets (anyone holding one can post to
-    the channel), so they are only ever shown to the account's owners and admins.
+    the channel), so they are only ever shown to the account's owners and admins. The
+    PSA secret (ConnectWise private key, HaloPSA client secret) is stored only
+    encrypted (`domain.psa`) and never leaves the server once saved.
     """
 
     __tablename__ = "account_integration"
@@ -260,3 +262,17 @@ class AccountIntegration(SQLModel, table=True):
     teams_webhook_url: str | None = Field(default=None, max_length=2048)
     updated_at: datetime = _created_at()
     updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # PSA writeback (`domain.psa`): "connectwise" | "halopsa" | None (no connection).
+    psa_type: str | None = Field(default=None, max_length=16)
+    # ConnectWise: the API site (https://api-na.myconnectwise.net); HaloPSA: the instance URL.
+    psa_url: str | None = Field(default=None, max_length=500)
+    # ConnectWise: the developer clientId header; HaloPSA: the OAuth client id.
+    psa_client_id: str | None = Field(default=None, max_length=128)
+    # ConnectWise only: the company id of the login screen and the API member's public key.
+    psa_company_id: str | None = Field(default=None, max_length=64)
+    psa_public_key: str | None = Field(default=None, max_length=128)
+    # HaloPSA only, optional: the tenant of a hosted instance.
+    psa_tenant: str | None = Field(default=None, max_length=120)
+    # Fernet token of the ConnectWise private key / HaloPSA client secret, never the
+    # plaintext (a 512-character secret makes a token of about 800 characters).
+    psa_secret_encrypted: str | None = Field(default=None, max_length=2048)

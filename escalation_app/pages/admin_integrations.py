@@ -35,12 +35,114 @@ def channel_block(label: str, name: str, value, channel: str, hint: str) -> rx.C
     )
 
 
+def psa_card() -> rx.Component:
+    is_cw = S.psa_form_type == "connectwise"
+    secret_placeholder = rx.cond(S.psa_has_secret, "Saved — leave blank to keep", "")
+    return rx.card(
+        rx.vstack(
+            rx.heading("PSA ticket notes", size="3", as_="h2"),
+            rx.text(
+                "Escalations of sessions with a PSA ticket add an internal note to that ticket; "
+                "a pick-up adds a second one.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.cond(
+                S.psa_type != "",
+                rx.text("Connected: ", rx.text.strong(S.psa_label), size="2"),
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.vstack(
+                        rx.el.label(
+                            "PSA",
+                            html_for="psa_type",
+                            style={"font_size": "var(--font-size-2)", "font_weight": "500"},
+                        ),
+                        rx.el.select(
+                            rx.el.option("ConnectWise PSA", value="connectwise"),
+                            rx.el.option("HaloPSA", value="halopsa"),
+                            id="psa_type",
+                            name="psa_type",
+                            value=S.psa_form_type,
+                            on_change=S.set_psa_form_type,
+                            class_name="rt-reset rt-SelectTrigger rt-r-size-2 rt-variant-surface",
+                        ),
+                        spacing="1",
+                        width="100%",
+                    ),
+                    labelled_input(
+                        rx.cond(is_cw, "Site URL", "Base URL"),
+                        "psa_url",
+                        type="url",
+                        default_value=S.psa_url,
+                        placeholder=rx.cond(
+                            is_cw, "https://api-na.myconnectwise.net", "https://yourmsp.halopsa.com"
+                        ),
+                    ),
+                    rx.cond(
+                        is_cw,
+                        rx.vstack(
+                            labelled_input("Company ID", "psa_company_id", default_value=S.psa_company_id),
+                            labelled_input("Public key", "psa_public_key", default_value=S.psa_public_key),
+                            labelled_input(
+                                "Private key", "psa_secret", type="password", placeholder=secret_placeholder
+                            ),
+                            width="100%",
+                        ),
+                        rx.vstack(
+                            labelled_input(
+                                "Client secret", "psa_secret", type="password", placeholder=secret_placeholder
+                            ),
+                            labelled_input("Tenant (optional)", "psa_tenant", default_value=S.psa_tenant),
+                            width="100%",
+                        ),
+                    ),
+                    labelled_input("Client ID", "psa_client_id", default_value=S.psa_client_id),
+                    rx.hstack(
+                        rx.cond(
+                            S.psa_type != "",
+                            rx.hstack(
+                                rx.button(
+                                    "Test connection",
+                                    type="button",
+                                    variant="soft",
+                                    on_click=S.test_psa,
+                                    loading=S.psa_testing,
+                                ),
+                                rx.button(
+                                    "Remove",
+                                    type="button",
+                                    variant="soft",
+                                    color_scheme="red",
+                                    on_click=S.remove_psa,
+                                ),
+                            ),
+                        ),
+                        rx.spacer(),
+                        rx.button("Save PSA connection", type="submit"),
+                        width="100%",
+                    ),
+                    spacing="3",
+                    width="100%",
+                ),
+                on_submit=S.save_psa,
+                key=S.psa_type + S.psa_form_type + S.psa_url,
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+        max_width="40rem",
+    )
+
+
 @template(route=routes.ADMIN_INTEGRATIONS, title="Integrations", on_load=S.load)
 def admin_integrations_page() -> rx.Component:
     return rx.cond(
         S.allowed,
         rx.vstack(
-            page_heading("Integrations", subtitle="Post every escalation to your team's chat channel."),
+            page_heading("Integrations", subtitle="Chat channels and the PSA that escalations reach."),
             rx.card(
                 rx.form(
                     rx.vstack(
@@ -71,7 +173,7 @@ def admin_integrations_page() -> rx.Component:
                                 ),
                             ),
                             rx.spacer(),
-                            rx.button("Save", type="submit"),
+                            rx.button("Save webhooks", type="submit"),
                             width="100%",
                             align="center",
                         ),
@@ -84,7 +186,9 @@ def admin_integrations_page() -> rx.Component:
                 width="100%",
                 max_width="40rem",
             ),
+            psa_card(),
             width="100%",
+            spacing="4",
         ),
         rx.cond(
             S.loaded, not_found_panel("Only account owners and admins can manage integrations."), rx.spinner()

@@ -197,6 +197,16 @@ def handoff_body() -> rx.Component:
             wrap="wrap",
         ),
         claim_panel(),
+        rx.cond(
+            H.psa_line != "",
+            rx.text(
+                rx.icon("ticket", size=14, display="inline"),
+                " ",
+                H.psa_line,
+                size="2",
+                aria_label="PSA ticket note",
+            ),
+        ),
         delivery_panel(),
         rx.grid(
             rx.vstack(

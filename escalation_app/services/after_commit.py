@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.models import HandoffIntent, SessionHandoff
-from escalation_app.services import assessment, notifications, realtime
+from escalation_app.services import assessment, notifications, psa, realtime
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -25,12 +25,14 @@ def handoff_created(handoff: SessionHandoff) -> None:
     realtime.schedule_publish(handoff.account_id, "created", handoff.id)
     if handoff.intent == HandoffIntent.ESCALATE:
         notifications.schedule_escalation_notifications(handoff.id)
+        psa.schedule_escalation_note(handoff.id)
         schedule_assessment(handoff.account_id, handoff.id)
 
 
 def handoff_claimed(handoff: SessionHandoff) -> None:
-    """A claim committed: take the card out of every other queue."""
+    """A claim committed: take the card out of every other queue; note the owner in the PSA ticket."""
     realtime.schedule_publish(handoff.account_id, "claimed", handoff.id)
+    psa.schedule_claim_note(handoff.id)
 
 
 def schedule_assessment(account_id: int, handoff_id: uuid.UUID) -> None:
@@ -38,6 +40,8 @@ def schedule_assessment(account_id: int, handoff_id: uuid.UUID) -> None:
 
     async def assessed(finished_id: uuid.UUID) -> None:
         await realtime.publish(account_id, "assessed", finished_id)
+        # A PSA note held back for the AI summary goes out now.
+        await psa.on_assessment_ready(finished_id)
 
     assessment.schedule_assessment(handoff_id, on_ready=assessed)
 
@@ -60,6 +64,7 @@ async def assessment_sweep() -> None:
         account_id = await asyncio.to_thread(account_of, finished_id)
         if account_id is not None:
             await realtime.publish(account_id, "assessed", finished_id)
+        await psa.on_assessment_ready(finished_id)
 
     older_than = timedelta(0)
     while True:

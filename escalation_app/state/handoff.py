@@ -14,8 +14,10 @@ from escalation_app.domain.assessments import (
     reset_for_retry,
     toggle_checked_step,
 )
+from escalation_app.domain.deliveries import delivery_summary
 from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
+from escalation_app.domain.psa import psa_status_line
 from escalation_app.services import after_commit
 from escalation_app.state.base import AppState, NotSignedIn, error_toast, path_part, run_db
 from escalation_app.state.queue import already_claimed_message
@@ -61,6 +63,7 @@ class HandoffState(AppState):
     claimed_by_me: bool = False
     # Managers only: what the notifications did ("Notified: 4 by email, Slack ✓").
     delivery_text: str = ""
+    psa_line: str = ""
     deliveries: list[dict[str, str]] = []
 
     @rx.var
@@ -129,10 +132,26 @@ class HandoffState(AppState):
         ]
 
     async def _reload(self, actor) -> None:
-        detail = await run_db(
-            handoff_rules.get_handoff_detail, actor=actor, handoff_id=self._route_handoff_id()
-        )
+        handoff_id = self._route_handoff_id()
+        detail = await run_db(handoff_rules.get_handoff_detail, actor=actor, handoff_id=handoff_id)
         self._show(detail, actor)
+        self.psa_line = await run_db(psa_status_line, actor=actor, handoff_id=handoff_id)
+        if actor.is_manager:
+            summary = await run_db(delivery_summary, actor=actor, handoff_id=handoff_id)
+            self.delivery_text = summary.text
+            self.deliveries = [
+                {
+                    "channel": r.channel,
+                    "recipient": r.recipient,
+                    "status": r.status,
+                    "attempts": str(r.attempts),
+                    "error": r.last_error or "",
+                }
+                for r in summary.rows
+            ]
+        else:
+            self.delivery_text = ""
+            self.deliveries = []
 
     @rx.event
     async def load(self):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from escalation_app.domain import integrations as integration_rules
+from escalation_app.domain import psa as psa_rules
 from escalation_app.domain.errors import DomainError
+from escalation_app.services import psa as psa_service
 from escalation_app.services.notifications import send_test_webhook
 from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
 
@@ -20,12 +22,34 @@ class IntegrationsState(AppState):
     updated_by: str = ""
     updated_at: str = ""
     testing: str = ""
+    # PSA connection (the secret itself never comes back to the browser).
+    psa_type: str = ""
+    psa_label: str = ""
+    psa_url: str = ""
+    psa_client_id: str = ""
+    psa_company_id: str = ""
+    psa_public_key: str = ""
+    psa_tenant: str = ""
+    psa_has_secret: bool = False
+    psa_form_type: str = "connectwise"
+    psa_testing: bool = False
 
     def _show(self, found) -> None:
         self.slack_url = found.slack_webhook_url or ""
         self.teams_url = found.teams_webhook_url or ""
         self.updated_by = found.updated_by_name or ""
         self.updated_at = found.updated_at.isoformat() if found.updated_at else ""
+
+    def _show_psa(self, found) -> None:
+        self.psa_type = found.psa_type
+        self.psa_label = found.label
+        self.psa_url = found.url
+        self.psa_client_id = found.client_id
+        self.psa_company_id = found.company_id
+        self.psa_public_key = found.public_key
+        self.psa_tenant = found.tenant
+        self.psa_has_secret = found.has_secret
+        self.psa_form_type = found.psa_type or self.psa_form_type or "connectwise"
 
     @rx.event
     async def load(self):
@@ -37,9 +61,63 @@ class IntegrationsState(AppState):
         self.allowed = actor.is_manager
         if self.allowed:
             self._show(await run_db(integration_rules.get_integrations, actor=actor))
+            self._show_psa(await run_db(psa_rules.get_psa_settings, actor=actor))
         else:
             self.slack_url = self.teams_url = ""
+            self.psa_url = self.psa_client_id = self.psa_company_id = self.psa_public_key = (
+                self.psa_tenant
+            ) = ""
         self.loaded = True
+
+    @rx.event
+    def set_psa_form_type(self, value: str):
+        self.psa_form_type = value
+
+    @rx.event
+    async def save_psa(self, form_data: dict):
+        def text(key: str) -> str:
+            return str(form_data.get(key, "") or "")
+
+        try:
+            actor = await self._require_actor()
+            saved = await run_db(
+                psa_rules.save_psa_connection,
+                actor=actor,
+                psa_type=text("psa_type"),
+                url=text("psa_url"),
+                client_id=text("psa_client_id"),
+                secret=text("psa_secret") or None,
+                company_id=text("psa_company_id") or None,
+                public_key=text("psa_public_key") or None,
+                tenant=text("psa_tenant") or None,
+            )
+        except DomainError as error:
+            return error_toast(error)
+        self._show_psa(saved)
+        return rx.toast.success(f"{saved.label} connection saved")
+
+    @rx.event
+    async def remove_psa(self):
+        try:
+            actor = await self._require_actor()
+            self._show_psa(await run_db(psa_rules.clear_psa_connection, actor=actor))
+        except DomainError as error:
+            return error_toast(error)
+        return rx.toast.success("PSA connection removed")
+
+    @rx.event
+    async def test_psa(self):
+        self.psa_testing = True
+        yield
+        try:
+            actor = await self._require_actor()
+            message = await psa_service.test_connection(actor=actor)
+        except DomainError as error:
+            self.psa_testing = False
+            yield error_toast(error)
+            return
+        self.psa_testing = False
+        yield rx.toast.success(message) if message.startswith("Connected") else rx.toast.error(message)
 
     @rx.event
     async def save(self, form_data: dict):

@@ -45,13 +45,13 @@ def test_admin_saves_webhooks_and_bad_urls_are_refused(people):
     admin = people.signed_in("riley@northwind.example", "/admin/integrations")
     slack = admin.get_by_label("Slack webhook URL")
     slack.fill("http://hooks.slack.com/services/T000/B000/XXXX")
-    admin.get_by_role("button", name="Save").click()
+    admin.get_by_role("button", name="Save webhooks").click()
     expect(admin.get_by_text(re.compile(r"https", re.I)).last).to_be_visible()
     admin.reload()
     expect(admin.get_by_label("Slack webhook URL")).to_have_value("")
 
     admin.get_by_label("Slack webhook URL").fill("https://hooks.slack.com/services/T000/B000/XXXX")
-    admin.get_by_role("button", name="Save").click()
+    admin.get_by_role("button", name="Save webhooks").click()
     expect(admin.get_by_text("Integrations saved")).to_be_visible()
     admin.reload()
     expect(admin.get_by_label("Slack webhook URL")).to_have_value(
