@@ -105,6 +105,8 @@ def test_escalation_and_pick_up_land_in_the_ticket(people, psa_key):
             expect(senior.get_by_label("PSA ticket note")).to_contain_text(
                 "Posted to PSA ticket #4711 ✓", timeout=10_000
             )
+            # Managers also see what the notifications did (no SMTP in this harness).
+            expect(senior.get_by_text("Notified: email skipped (SMTP not configured)")).to_be_visible()
             senior.reload()
             expect(senior.get_by_label("PSA ticket note")).to_contain_text("pick-up note ✓", timeout=10_000)
             texts = [n.text for n in fake.notes if n.ticket == 4711]
