@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
@@ -107,8 +108,31 @@ def _require_manager(actor: Actor) -> None:
         raise PermissionDenied("Only account owners and admins can manage integrations.")
 
 
-def _row(db: Session, account_id: int) -> AccountIntegration | None:
+def integration_row(db: Session, account_id: int) -> AccountIntegration | None:
+    """The account's integrations row, if it has one."""
     return db.exec(select(AccountIntegration).where(AccountIntegration.account_id == account_id)).first()
+
+
+def update_integration_row(db: Session, actor: Actor, **values: Any) -> AccountIntegration:
+    """Set `values` on the actor's account row (creating it), stamp who and when, commit."""
+    now = utcnow()
+    for attempt in range(2):
+        row = integration_row(db, actor.account_id) or AccountIntegration(account_id=actor.account_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = now
+        row.updated_by_id = actor.id
+        db.add(row)
+        try:
+            db.commit()
+            return row
+        except IntegrityError:
+            # Two admins saving an account's first settings at once: the other insert
+            # won the unique account_id; apply ours as an update on top of it.
+            db.rollback()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _settings(db: Session, row: AccountIntegration | None) -> IntegrationSettings:
@@ -126,7 +150,7 @@ def _settings(db: Session, row: AccountIntegration | None) -> IntegrationSetting
 def get_integrations(*, db: Session, actor: Actor) -> IntegrationSettings:
     """The actor's account integrations (owners and admins only)."""
     _require_manager(actor)
-    return _settings(db, _row(db, actor.account_id))
+    return _settings(db, integration_row(db, actor.account_id))
 
 
 def save_webhooks(
@@ -139,31 +163,18 @@ def save_webhooks(
     _require_manager(actor)
     slack = validate_webhook_url(slack_url, WebhookChannel.SLACK)
     teams = validate_webhook_url(teams_url, WebhookChannel.TEAMS)
-    now = utcnow()
-    for attempt in range(2):
-        row = _row(db, actor.account_id) or AccountIntegration(account_id=actor.account_id)
-        row.slack_webhook_url = slack
-        row.teams_webhook_url = teams
-        row.updated_at = now
-        row.updated_by_id = actor.id
-        db.add(row)
-        try:
-            db.commit()
-            break
-        except IntegrityError:
-            # Two admins saving an account's first settings at once: the other insert
-            # won the unique account_id; apply ours as an update on top of it.
-            db.rollback()
-            if attempt:
-                raise
+    row = update_integration_row(db, actor, slack_webhook_url=slack, teams_webhook_url=teams)
     return IntegrationSettings(
-        slack_webhook_url=slack, teams_webhook_url=teams, updated_at=now, updated_by_name=actor.display_name
+        slack_webhook_url=slack,
+        teams_webhook_url=teams,
+        updated_at=row.updated_at,
+        updated_by_name=actor.display_name,
     )
 
 
 def account_webhooks(*, db: Session, account_id: int) -> dict[WebhookChannel, str]:
     """The configured webhook URLs of an account, for the sender (no actor: system use)."""
-    row = _row(db, account_id)
+    row = integration_row(db, account_id)
     if row is None:
         return {}
     urls = {WebhookChannel.SLACK: row.slack_webhook_url, WebhookChannel.TEAMS: row.teams_webhook_url}

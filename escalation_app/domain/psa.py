@@ -45,13 +45,13 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from escalation_app.domain import deliveries
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import parse_handoff_id
+from escalation_app.domain.integrations import integration_row, update_integration_row
 from escalation_app.domain.models import (
     AccountIntegration,
     AIStatus,
@@ -323,10 +323,6 @@ def _require_manager(actor: Actor) -> None:
         raise PermissionDenied("Only account owners and admins can manage integrations.")
 
 
-def _row(db: Session, account_id: int) -> AccountIntegration | None:
-    return db.exec(select(AccountIntegration).where(AccountIntegration.account_id == account_id)).first()
-
-
 def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
     if row is None or not row.psa_type:
         return _EMPTY
@@ -353,7 +349,7 @@ def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
 def get_psa_settings(*, db: Session, actor: Actor) -> PsaSettings:
     """The actor's account PSA connection without its secret (owners and admins only)."""
     _require_manager(actor)
-    return _public(db, _row(db, actor.account_id))
+    return _public(db, integration_row(db, actor.account_id))
 
 
 def save_psa_connection(
@@ -395,7 +391,7 @@ def save_psa_connection(
     secret_label = kind.secret_label.capitalize()
     new_secret = _token(secret, secret_label, SECRET_MAX, required=False)
 
-    existing = _row(db, actor.account_id)
+    existing = integration_row(db, actor.account_id)
     keep_token = None
     if new_secret is None:
         same_target = (
@@ -414,27 +410,17 @@ def save_psa_connection(
         keep_token = existing.psa_secret_encrypted  # type: ignore[union-attr]
     token = encrypt_secret(new_secret) if new_secret is not None else keep_token
 
-    now = utcnow()
-    for attempt in range(2):
-        row = _row(db, actor.account_id) or AccountIntegration(account_id=actor.account_id)
-        row.psa_type = kind.value
-        row.psa_url = clean_url
-        row.psa_client_id = clean_client
-        row.psa_company_id = clean_company
-        row.psa_public_key = clean_public
-        row.psa_tenant = clean_tenant
-        row.psa_secret_encrypted = token
-        row.updated_at = now
-        row.updated_by_id = actor.id
-        db.add(row)
-        try:
-            db.commit()
-            break
-        except IntegrityError:
-            # Another admin created the account's row first: apply ours on top of it.
-            db.rollback()
-            if attempt:
-                raise
+    row = update_integration_row(
+        db,
+        actor,
+        psa_type=kind.value,
+        psa_url=clean_url,
+        psa_client_id=clean_client,
+        psa_company_id=clean_company,
+        psa_public_key=clean_public,
+        psa_tenant=clean_tenant,
+        psa_secret_encrypted=token,
+    )
     return _public(db, row)
 
 
@@ -444,7 +430,7 @@ def clear_psa_connection(*, db: Session, actor: Actor) -> PsaSettings:
     Notes not yet posted are then skipped ("PSA connection no longer configured").
     """
     _require_manager(actor)
-    row = _row(db, actor.account_id)
+    row = integration_row(db, actor.account_id)
     if row is not None and row.psa_type:
         row.psa_type = None
         row.psa_url = None
@@ -466,7 +452,7 @@ def load_psa_credentials(db: Session, account_id: int) -> PsaCredentials | None:
     For `services.psa` only (no actor: system use). Raises PsaSecretUnreadable when
     the secret cannot be decrypted on this server.
     """
-    row = _row(db, account_id)
+    row = integration_row(db, account_id)
     if row is None or not row.psa_type or not row.psa_url or not row.psa_secret_encrypted:
         return None
     try:
@@ -702,7 +688,7 @@ def _add_note_record(
 def _connected_ticket(db: Session, handoff: SessionHandoff) -> tuple[AccountIntegration, str] | None:
     if handoff.intent != HandoffIntent.ESCALATE:
         return None
-    row = _row(db, handoff.account_id)
+    row = integration_row(db, handoff.account_id)
     if row is None or not row.psa_type:
         return None
     ticket = _ticket_of(db, handoff)

@@ -166,84 +166,92 @@ def target_select() -> rx.Component:
     )
 
 
-def escalate_dialog() -> rx.Component:
+def form_dialog(
+    *,
+    trigger: rx.Component,
+    title: str,
+    description: str,
+    fields: list[rx.Component],
+    submit_label: str,
+    on_submit,
+    is_open,
+    on_open_change,
+) -> rx.Component:
+    """A dialog holding a form with Cancel and a submit button that shows progress."""
+    S = SessionDetailState
     return rx.dialog.root(
-        rx.dialog.trigger(
-            rx.button(
-                rx.icon("arrow-up-right", size=16),
-                "Escalate",
-                disabled=SessionDetailState.escalate_blocked_reason != "",
-                title=SessionDetailState.escalate_blocked_reason,
-            )
-        ),
+        rx.dialog.trigger(trigger),
         rx.dialog.content(
-            rx.dialog.title("Escalate to your team"),
-            rx.dialog.description(
-                "A senior picks it up with everything you tried so far.", size="2", color_scheme="gray"
-            ),
+            rx.dialog.title(title),
+            rx.dialog.description(description, size="2", color_scheme="gray"),
             rx.form(
                 rx.vstack(
-                    labelled_textarea(
-                        "Notes", "notes", placeholder="Why do you need help?", max_length=5000, rows="4"
-                    ),
-                    priority_select(),
-                    target_select(),
+                    *fields,
                     rx.hstack(
                         rx.dialog.close(
                             rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
                         ),
-                        rx.button("Send escalation", type="submit", loading=SessionDetailState.busy),
+                        rx.button(submit_label, type="submit", loading=S.busy),
                         justify="end",
                         width="100%",
                     ),
                     spacing="3",
                     margin_top="1rem",
                 ),
-                on_submit=SessionDetailState.escalate,
+                on_submit=on_submit,
             ),
         ),
-        open=SessionDetailState.escalate_open,
-        on_open_change=SessionDetailState.set_escalate_open,
+        open=is_open,
+        on_open_change=on_open_change,
+    )
+
+
+def escalate_dialog() -> rx.Component:
+    S = SessionDetailState
+    return form_dialog(
+        trigger=rx.button(
+            rx.icon("arrow-up-right", size=16),
+            "Escalate",
+            disabled=S.escalate_blocked_reason != "",
+            title=S.escalate_blocked_reason,
+        ),
+        title="Escalate to your team",
+        description="A senior picks it up with everything you tried so far.",
+        fields=[
+            labelled_textarea(
+                "Notes", "notes", placeholder="Why do you need help?", max_length=5000, rows="4"
+            ),
+            priority_select(),
+            target_select(),
+        ],
+        submit_label="Send escalation",
+        on_submit=S.escalate,
+        is_open=S.escalate_open,
+        on_open_change=S.set_escalate_open,
     )
 
 
 def park_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.trigger(
-            rx.button(
-                rx.icon("pause", size=16),
-                "Park",
-                variant="soft",
-                disabled=SessionDetailState.park_blocked_reason != "",
-                title=SessionDetailState.park_blocked_reason,
+    S = SessionDetailState
+    return form_dialog(
+        trigger=rx.button(
+            rx.icon("pause", size=16),
+            "Park",
+            variant="soft",
+            disabled=S.park_blocked_reason != "",
+            title=S.park_blocked_reason,
+        ),
+        title="Park this session",
+        description="Pause it, e.g. while you wait for the customer.",
+        fields=[
+            labelled_textarea(
+                "Notes", "notes", placeholder="What are you waiting for?", max_length=5000, rows="3"
             )
-        ),
-        rx.dialog.content(
-            rx.dialog.title("Park this session"),
-            rx.dialog.description(
-                "Pause it, e.g. while you wait for the customer.", size="2", color_scheme="gray"
-            ),
-            rx.form(
-                rx.vstack(
-                    labelled_textarea(
-                        "Notes", "notes", placeholder="What are you waiting for?", max_length=5000, rows="3"
-                    ),
-                    rx.hstack(
-                        rx.dialog.close(
-                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
-                        ),
-                        rx.button("Park session", type="submit", loading=SessionDetailState.busy),
-                        justify="end",
-                        width="100%",
-                    ),
-                    spacing="3",
-                    margin_top="1rem",
-                ),
-                on_submit=SessionDetailState.park,
-            ),
-        ),
-        open=SessionDetailState.park_open,
-        on_open_change=SessionDetailState.set_park_open,
+        ],
+        submit_label="Park session",
+        on_submit=S.park,
+        is_open=S.park_open,
+        on_open_change=S.set_park_open,
     )
 
 
