@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 export REFLEX_TELEMETRY_ENABLED := false
 export REFLEX_CHECK_LATEST_VERSION := 0
 
-.PHONY: run test lint format deps dev-deps bun migrate seed clean
+.PHONY: run test lint format deps dev-deps bun migrate seed clean bench
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ lint: dev-deps
 format: dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: dev-deps bun
+	$(PY) -m bench
 
 clean:
 	rm -rf .web .states test-artifacts
