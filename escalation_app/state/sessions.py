@@ -223,7 +223,10 @@ class SessionDetailState(AppState):
         self.busy = False
         self.escalate_open = False
         self.park_open = False
-        await self._reload(actor)
+        # The commit decided the new status and count; no need to read them back
+        # before telling the engineer (this is the click path).
+        self.status = "escalated" if intent == "escalate" else "paused"
+        self.handoff_count += 1
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
