@@ -195,3 +195,8 @@ def page_heading(title, *children, subtitle=None) -> rx.Component:
 
 def not_found_panel(message: str) -> rx.Component:
     return rx.callout(message, icon="circle-alert", color_scheme="gray", role="status")
+
+
+def shown_when(shown, body: rx.Component, loaded, refused: str) -> rx.Component:
+    """`body` once it may be shown; the refusal once loading ended without it; a spinner meanwhile."""
+    return rx.cond(shown, body, rx.cond(loaded, not_found_panel(refused), rx.spinner()))

@@ -103,9 +103,16 @@ def validate_webhook_url(value: str | None, channel: WebhookChannel | str) -> st
     return url
 
 
-def _require_manager(actor: Actor) -> None:
+def require_manager(actor: Actor) -> None:
+    """Integrations (chat webhooks, PSA) are managed by owners and admins only."""
     if not actor.is_manager:
         raise PermissionDenied("Only account owners and admins can manage integrations.")
+
+
+def editor_name(db: Session, row: AccountIntegration) -> str | None:
+    """Who last changed the account's integrations."""
+    editor = db.get(User, row.updated_by_id) if row.updated_by_id else None
+    return editor.display_name if editor else None
 
 
 def integration_row(db: Session, account_id: int) -> AccountIntegration | None:
@@ -138,18 +145,17 @@ def update_integration_row(db: Session, actor: Actor, **values: Any) -> AccountI
 def _settings(db: Session, row: AccountIntegration | None) -> IntegrationSettings:
     if row is None:
         return IntegrationSettings(None, None, None, None)
-    editor = db.get(User, row.updated_by_id) if row.updated_by_id else None
     return IntegrationSettings(
         slack_webhook_url=row.slack_webhook_url,
         teams_webhook_url=row.teams_webhook_url,
         updated_at=row.updated_at,
-        updated_by_name=editor.display_name if editor else None,
+        updated_by_name=editor_name(db, row),
     )
 
 
 def get_integrations(*, db: Session, actor: Actor) -> IntegrationSettings:
     """The actor's account integrations (owners and admins only)."""
-    _require_manager(actor)
+    require_manager(actor)
     return _settings(db, integration_row(db, actor.account_id))
 
 
@@ -160,7 +166,7 @@ def save_webhooks(
 
     Both are checked before anything changes, so one bad URL saves neither.
     """
-    _require_manager(actor)
+    require_manager(actor)
     slack = validate_webhook_url(slack_url, WebhookChannel.SLACK)
     teams = validate_webhook_url(teams_url, WebhookChannel.TEAMS)
     row = update_integration_row(db, actor, slack_webhook_url=slack, teams_webhook_url=teams)

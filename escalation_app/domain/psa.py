@@ -49,9 +49,14 @@ from sqlmodel import Session, col, select
 
 from escalation_app.domain import deliveries
 from escalation_app.domain.actors import Actor
-from escalation_app.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
+from escalation_app.domain.errors import DomainError, InvalidInput, NotFound
 from escalation_app.domain.handoffs import parse_handoff_id
-from escalation_app.domain.integrations import integration_row, update_integration_row
+from escalation_app.domain.integrations import (
+    editor_name,
+    integration_row,
+    require_manager,
+    update_integration_row,
+)
 from escalation_app.domain.models import (
     AccountIntegration,
     AIStatus,
@@ -318,11 +323,6 @@ class PsaCredentials:
 _EMPTY = PsaSettings("", "", "", "", "", "", "", False, "", None, None)
 
 
-def _require_manager(actor: Actor) -> None:
-    if not actor.is_manager:
-        raise PermissionDenied("Only account owners and admins can manage integrations.")
-
-
 def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
     if row is None or not row.psa_type:
         return _EMPTY
@@ -330,7 +330,6 @@ def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
         kind = PsaType(row.psa_type)
     except ValueError:
         return _EMPTY
-    editor = db.get(User, row.updated_by_id) if row.updated_by_id else None
     return PsaSettings(
         psa_type=kind.value,
         label=kind.label,
@@ -342,13 +341,13 @@ def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
         has_secret=bool(row.psa_secret_encrypted),
         secret_label=kind.secret_label,
         updated_at=row.updated_at,
-        updated_by_name=editor.display_name if editor else None,
+        updated_by_name=editor_name(db, row),
     )
 
 
 def get_psa_settings(*, db: Session, actor: Actor) -> PsaSettings:
     """The actor's account PSA connection without its secret (owners and admins only)."""
-    _require_manager(actor)
+    require_manager(actor)
     return _public(db, integration_row(db, actor.account_id))
 
 
@@ -372,7 +371,7 @@ def save_psa_connection(
     ignored and cleared. Everything is checked (and the secret encrypted) before
     anything changes, so an error saves nothing.
     """
-    _require_manager(actor)
+    require_manager(actor)
     kind = _psa_type(psa_type)
     clean_url = validate_psa_url(url, kind)
     clean_client = _token(client_id, "Client ID", CLIENT_ID_MAX, required=True)
@@ -429,7 +428,7 @@ def clear_psa_connection(*, db: Session, actor: Actor) -> PsaSettings:
 
     Notes not yet posted are then skipped ("PSA connection no longer configured").
     """
-    _require_manager(actor)
+    require_manager(actor)
     row = integration_row(db, actor.account_id)
     if row is not None and row.psa_type:
         row.psa_type = None
@@ -472,7 +471,7 @@ def load_psa_credentials(db: Session, account_id: int) -> PsaCredentials | None:
 
 def require_psa_credentials(*, db: Session, actor: Actor) -> PsaCredentials:
     """The saved connection for "Test connection" (owners and admins only)."""
-    _require_manager(actor)
+    require_manager(actor)
     credentials = load_psa_credentials(db, actor.account_id)
     if credentials is None:
         raise InvalidInput("Save a PSA connection first.")

@@ -6,7 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import relative_time
-from escalation_app.components.layout import not_found_panel, page_heading, template
+from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.integrations import IntegrationsState as S
 
@@ -139,7 +139,7 @@ def psa_card() -> rx.Component:
 
 @template(route=routes.ADMIN_INTEGRATIONS, title="Integrations", on_load=S.load)
 def admin_integrations_page() -> rx.Component:
-    return rx.cond(
+    return shown_when(
         S.allowed,
         rx.vstack(
             page_heading("Integrations", subtitle="Chat channels and the PSA that escalations reach."),
@@ -190,7 +190,6 @@ def admin_integrations_page() -> rx.Component:
             width="100%",
             spacing="4",
         ),
-        rx.cond(
-            S.loaded, not_found_panel("Only account owners and admins can manage integrations."), rx.spinner()
-        ),
+        S.loaded,
+        "Only account owners and admins can manage integrations.",
     )

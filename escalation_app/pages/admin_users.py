@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from escalation_app import routes
-from escalation_app.components.layout import not_found_panel, page_heading, template
+from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.admin import UsersAdminState
 
@@ -106,7 +106,7 @@ def user_row(user) -> rx.Component:
 
 @template(route=routes.ADMIN_USERS, title="Users", on_load=UsersAdminState.load)
 def admin_users_page() -> rx.Component:
-    return rx.cond(
+    return shown_when(
         UsersAdminState.allowed,
         rx.vstack(
             page_heading(
@@ -127,9 +127,6 @@ def admin_users_page() -> rx.Component:
             ),
             width="100%",
         ),
-        rx.cond(
-            UsersAdminState.loaded,
-            not_found_panel("Only account owners and admins can manage users."),
-            rx.spinner(),
-        ),
+        UsersAdminState.loaded,
+        "Only account owners and admins can manage users.",
     )

@@ -6,7 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
-from escalation_app.components.layout import not_found_panel, template
+from escalation_app.components.layout import shown_when, template
 from escalation_app.components.live import live_refresher
 from escalation_app.pages.sessions import steps_log
 from escalation_app.state.handoff import HandoffState
@@ -252,10 +252,11 @@ def handoff_body() -> rx.Component:
 
 @template(route=routes.HANDOFF, title="Handoff", on_load=HandoffState.load)
 def handoff_page() -> rx.Component:
-    return rx.cond(
+    return shown_when(
         H.found,
         handoff_body(),
-        rx.cond(H.loaded, not_found_panel("Handoff not found."), rx.spinner()),
+        H.loaded,
+        "Handoff not found.",
     )
 
 

@@ -6,7 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import PRIORITY_COLORS, intent_badge, priority_badge, relative_time
-from escalation_app.components.layout import not_found_panel, page_heading, template
+from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.state.analytics import AnalyticsState as A
 from escalation_app.state.history import HistoryState as H
 
@@ -198,7 +198,7 @@ def bars(data, key: str, label_key: str, fill: str = INDIGO) -> rx.Component:
 
 @template(route=routes.ANALYTICS, title="Analytics", on_load=A.load)
 def analytics_page() -> rx.Component:
-    return rx.cond(
+    return shown_when(
         A.allowed,
         rx.vstack(
             page_heading("Escalation analytics", subtitle="How escalations flow through your team."),
@@ -259,5 +259,6 @@ def analytics_page() -> rx.Component:
             width="100%",
             spacing="4",
         ),
-        rx.cond(A.loaded, not_found_panel("Only account owners and admins can see analytics."), rx.spinner()),
+        A.loaded,
+        "Only account owners and admins can see analytics.",
     )

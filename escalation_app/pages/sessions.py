@@ -6,7 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
-from escalation_app.components.layout import not_found_panel, page_heading, template
+from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.sessions import SessionDetailState, SessionHistoryState, SessionsState
 
@@ -327,10 +327,11 @@ def session_detail_body() -> rx.Component:
 
 @template(route=routes.SESSION_DETAIL, title="Session", on_load=SessionDetailState.load)
 def session_detail_page() -> rx.Component:
-    return rx.cond(
+    return shown_when(
         SessionDetailState.found,
         session_detail_body(),
-        rx.cond(SessionDetailState.loaded, not_found_panel("Session not found."), rx.spinner()),
+        SessionDetailState.loaded,
+        "Session not found.",
     )
 
 
@@ -349,7 +350,7 @@ def history_row(row) -> rx.Component:
 @template(route=routes.SESSION_HISTORY, title="Handoff history", on_load=SessionHistoryState.load)
 def session_history_page() -> rx.Component:
     h = SessionHistoryState
-    return rx.cond(
+    return shown_when(
         h.found,
         rx.vstack(
             page_heading(
@@ -385,5 +386,6 @@ def session_history_page() -> rx.Component:
             ),
             width="100%",
         ),
-        rx.cond(h.loaded, not_found_panel("Session not found."), rx.spinner()),
+        h.loaded,
+        "Session not found.",
     )

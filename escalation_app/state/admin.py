@@ -40,9 +40,7 @@ class UsersAdminState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         self.allowed = actor.is_manager
         if self.allowed:

@@ -8,7 +8,7 @@ import humanize
 import reflex as rx
 
 from escalation_app.domain import analytics as analytics_rules
-from escalation_app.state.base import AppState, NotSignedIn, run_db
+from escalation_app.state.base import AppState, run_db
 
 
 def _duration(seconds: float | None) -> str:
@@ -36,9 +36,7 @@ class AnalyticsState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         self.allowed = actor.is_manager
         if not self.allowed:

@@ -7,6 +7,7 @@ import asyncio
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import SignInFailed, authenticate, start_auth_session
 from escalation_app.domain.db import session_scope
 from escalation_app.state.base import AppState
@@ -41,24 +42,22 @@ class LoginState(AppState):
         self.error = ""
         yield
 
-        def check() -> tuple[str, str] | str:
+        def check() -> tuple[str, Actor] | str:
             with session_scope() as db:
                 try:
                     user = authenticate(db=db, email=email, password=password)
                 except SignInFailed as failed:
                     return failed.message
-                return start_auth_session(db=db, user=user), user.account_role
+                return start_auth_session(db=db, user=user), Actor.from_user(user)
 
         outcome = await asyncio.to_thread(check)
         self.submitting = False
         if isinstance(outcome, str):
             self.error = outcome
             return
-        token, role = outcome
+        token, actor = outcome
         # A tab whose previous sign-in merely expired still holds that user's page data.
         (await self.get_state(AppState)).reset()
         self.auth_token = token
-        actor = await self._actor()
-        if actor is not None:
-            self._remember(actor)
-        yield rx.redirect(self._next_path(role))
+        self._remember(actor)
+        yield rx.redirect(self._next_path(actor.role))

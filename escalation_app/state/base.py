@@ -111,6 +111,13 @@ class AppState(rx.State):
         self._remember(actor)
         return actor
 
+    async def _page_actor(self) -> Actor | None:
+        """The signed-in actor for a page load; None means answer with `_login_redirect()`."""
+        try:
+            return await self._require_actor()
+        except NotSignedIn:
+            return None
+
     def _remember(self, actor: Actor) -> None:
         self.signed_in = True
         self.user_name = actor.display_name

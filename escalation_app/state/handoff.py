@@ -19,7 +19,7 @@ from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.domain.psa import psa_status_line
 from escalation_app.services import after_commit
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, path_part, run_db
+from escalation_app.state.base import AppState, error_toast, path_part, run_db
 from escalation_app.state.queue import already_claimed_message
 
 
@@ -156,9 +156,7 @@ class HandoffState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         try:
             await self._reload(actor)

@@ -11,7 +11,7 @@ from escalation_app import routes
 from escalation_app.domain import history as history_rules
 from escalation_app.domain.errors import DomainError, InvalidInput
 from escalation_app.domain.history import HistoryFilters
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.state.base import AppState, error_toast, run_db
 
 FILTER_KEYS = ("from", "to", "by", "claimer", "intent", "priority", "claimed", "q")
 
@@ -45,9 +45,7 @@ class HistoryState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         problem = None
         try:

@@ -9,7 +9,7 @@ from escalation_app.domain import psa as psa_rules
 from escalation_app.domain.errors import DomainError
 from escalation_app.services import psa as psa_service
 from escalation_app.services.notifications import send_test_webhook
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.state.base import AppState, error_toast, run_db
 
 
 class IntegrationsState(AppState):
@@ -54,9 +54,7 @@ class IntegrationsState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         self.allowed = actor.is_manager
         if self.allowed:

@@ -10,7 +10,7 @@ from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError, NotFound
 from escalation_app.services import after_commit
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, parse_id, path_part, run_db
+from escalation_app.state.base import AppState, error_toast, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
 
@@ -29,9 +29,7 @@ class SessionsState(AppState):
 
     @rx.event
     async def load(self):
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         summaries = await run_db(session_rules.list_own_sessions, actor=actor)
         self.rows = [
@@ -155,9 +153,7 @@ class SessionDetailState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         try:
             await self._reload(actor)
@@ -255,9 +251,7 @@ class SessionHistoryState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
+        if (actor := await self._page_actor()) is None:
             return self._login_redirect()
         try:
             session_id = _session_id_from_path(self.router.url.path)
