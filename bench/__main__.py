@@ -126,7 +126,7 @@ async def arrival_series(server, data, db_url, ns, rounds, label, mem: dict, pys
                 frow = await floor.run(n, rounds, max(row["card_delta_bytes"], 100))
                 floor_rows.append(frow)
                 row["floor"] = frow
-                for key in ("room_from_commit", "card_from_commit"):
+                for key in ("card_from_commit", "bell_from_commit"):
                     f50, f95 = frow["from_commit"]["p50_ms"], frow["from_commit"]["p95_ms"]
                     ok = row[key]["n"] > 0
                     row[f"{key}_ratio_p50"] = round(row[key]["p50_ms"] / f50, 1) if f50 and ok else None

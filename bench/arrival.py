@@ -1,9 +1,10 @@
 """(a) Arrival latency: N queue tabs, one escalation per round, time until each tab has it.
 
 Two moments per tab and round:
-- room: the AccountRoom delta (the version bump) arrives;
-- card: the QueueState delta holding the new card arrives (the tab sent `refresh` on the
-  version change, as the page's hook does, and the server re-read the queue).
+- card: the QueueState delta holding the new card arrives (pushed by the server: one
+  queue read per team, one encoded packet to the team's room);
+- bell: the BellState delta listing the new notification arrives (pushed too: one bell
+  read per notified user, sent to that user's room).
 Measured from the handoff's commit (its `created_at`, stamped inside the transaction just
 before COMMIT, read back from the database) and from the moment the escalate event was
 sent. The floor runs right after at the same N: bench/floor.py behind granian.
@@ -23,7 +24,7 @@ import urllib.request
 import socketio
 from sqlalchemy import text
 
-from bench.client import ESCALATE, QUEUE, ROOM, Msg, ReflexTab, close_tabs, open_tabs
+from bench.client import BELL, ESCALATE, QUEUE, Msg, ReflexTab, close_tabs, open_tabs
 from bench.infra import ROOT, free_port, log
 from bench.seed import BenchData
 from bench.stats import median, summary
@@ -90,15 +91,13 @@ class AppArrival:
         await self.ensure_tabs(n)
         sessions = await asyncio.to_thread(self.data.new_sessions, rounds, None, f"Arrival {label} N{n}")
         if self.engineer is None:
-            self.engineer = ReflexTab(
-                self.url, self.data.engineer.token, f"/sessions/{sessions[0]}", live_refresh=False
-            )
+            self.engineer = ReflexTab(self.url, self.data.engineer.token, f"/sessions/{sessions[0]}")
             await self.engineer.connect()
             await self.engineer.wait_ready(60)
         await _quiet(self.tabs, 0.3, 30)
-        room_commit, card_commit, room_send, card_send = [], [], [], []
+        bell_commit, card_commit, bell_send, card_send = [], [], [], []
         round_max_card: list[float] = []
-        room_sizes, card_sizes = [], []
+        bell_sizes, card_sizes = [], []
         missed = 0
         msgs_per_tab: list[float] = []
         began = time.monotonic()
@@ -109,12 +108,11 @@ class AppArrival:
             done += 1
             summary_text = f"Arrival {label} N{n} {r}"
             starts = [t.mark() for t in self.tabs]
-            before = {id(t): (t.version or 0) for t in self.tabs}
             self.engineer.mark()
 
-            def is_room(m: Msg, before=before) -> bool:
-                v = m.delta.get(ROOM, {}).get("version_rx_state_")
-                return v is not None and v > before[id(m.tab)]
+            def is_bell(m: Msg, s=summary_text) -> bool:
+                items = m.delta.get(BELL, {}).get("items_rx_state_")
+                return bool(items) and any(str(i.get("title", "")).endswith(s) for i in items)
 
             def is_card(m: Msg, s=summary_text) -> bool:
                 cards = m.delta.get(QUEUE, {}).get("cards_rx_state_")
@@ -125,8 +123,8 @@ class AppArrival:
                 {"form_data": {"notes": f"round {r}", "priority": "normal"}},
                 path=f"/sessions/{session_id}",
             )
-            room_msgs = await asyncio.gather(
-                *(t.wait_for(is_room, s, 20) for t, s in zip(self.tabs, starts, strict=True))
+            bell_msgs = await asyncio.gather(
+                *(t.wait_for(is_bell, s, 20) for t, s in zip(self.tabs, starts, strict=True))
             )
             card_msgs = await asyncio.gather(
                 *(t.wait_for(is_card, s, 20) for t, s in zip(self.tabs, starts, strict=True))
@@ -136,15 +134,15 @@ class AppArrival:
                 missed += n
                 continue
             worst = 0.0
-            for rm, cm in zip(room_msgs, card_msgs, strict=True):
-                if rm is None or cm is None:
+            for bm, cm in zip(bell_msgs, card_msgs, strict=True):
+                if bm is None or cm is None:
                     missed += 1
                     continue
-                room_commit.append(rm.t - t_commit)
+                bell_commit.append(bm.t - t_commit)
                 card_commit.append(cm.t - t_commit)
-                room_send.append(rm.t - t_send)
+                bell_send.append(bm.t - t_send)
                 card_send.append(cm.t - t_send)
-                room_sizes.append(rm.size)
+                bell_sizes.append(bm.size)
                 card_sizes.append(cm.size)
                 worst = max(worst, cm.t - t_commit)
             round_max_card.append(worst)
@@ -157,18 +155,18 @@ class AppArrival:
             "rounds": done,
             "missed": missed,
             "messages_per_tab_per_round": round(median(msgs_per_tab), 1) if msgs_per_tab else None,
-            "room_from_commit": summary(room_commit),
+            "bell_from_commit": summary(bell_commit),
             "card_from_commit": summary(card_commit),
-            "room_from_send": summary(room_send),
+            "bell_from_send": summary(bell_send),
             "card_from_send": summary(card_send),
             "median_round_slowest_tab_ms": round(median(round_max_card) * 1000, 2)
             if round_max_card
             else None,
-            "room_delta_bytes": int(median(room_sizes)) if room_sizes else 0,
+            "bell_delta_bytes": int(median(bell_sizes)) if bell_sizes else 0,
             "card_delta_bytes": int(median(card_sizes)) if card_sizes else 0,
         }
         log(
-            f"(a) {label} N={n}: room p50 {row['room_from_commit']['p50_ms']} p95 {row['room_from_commit']['p95_ms']} ms; "
+            f"(a) {label} N={n}: bell p50 {row['bell_from_commit']['p50_ms']} p95 {row['bell_from_commit']['p95_ms']} ms; "
             f"card p50 {row['card_from_commit']['p50_ms']} p95 {row['card_from_commit']['p95_ms']} ms; missed {missed}"
         )
         return row

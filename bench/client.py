@@ -3,8 +3,8 @@
 - connects to `/_event` with a fresh client token (uuid4) and the hydrate event in the
   socket.io CONNECT auth, exactly as the compiled frontend's `bootAuth` does; the
   sign-in cookie travels as a client-storage var of the hydrate event;
-- on every delta, merges it into a local copy of the state; when the account room's
-  version moves it sends `QueueState.refresh`, as the page's LiveRefresher hook does;
+- on every delta, merges it into a local copy of the state (queue cards and the bell
+  arrive pushed by the server; a queue tab sends nothing back, as in the browser);
 - records every message with its receive time, so benches can wait for conditions.
 """
 
@@ -20,19 +20,18 @@ from typing import Any
 
 import socketio
 
-from escalation_app.services.realtime import AccountRoom
 from escalation_app.state.base import AppState
+from escalation_app.state.bell import BellState
 from escalation_app.state.queue import QueueState
 from escalation_app.state.sessions import SessionDetailState
 
 ROOT_STATE = AppState.get_full_name().split(".")[0]
 FIELD = "_rx_state_"
 TOKEN_KEY = f"{AppState.get_full_name()}.auth_token{FIELD}"
-ROOM = AccountRoom.get_full_name()
+BELL = BellState.get_full_name()
 QUEUE = QueueState.get_full_name()
 DETAIL = SessionDetailState.get_full_name()
 HYDRATE = f"{ROOT_STATE}.hydrate_and_load"
-REFRESH = f"{QUEUE}.refresh"
 PICK_UP = f"{QUEUE}.pick_up"
 ESCALATE = f"{DETAIL}.escalate"
 
@@ -62,18 +61,16 @@ class Msg:
 class ReflexTab:
     """One browser tab on `path`, signed in with `auth_token`."""
 
-    def __init__(self, url: str, auth_token: str, path: str, *, live_refresh: bool = True, label: str = ""):
+    def __init__(self, url: str, auth_token: str, path: str, *, label: str = ""):
         self.url = url
         self.auth_token = auth_token
         self.path = path
-        self.live_refresh = live_refresh
         self.label = label
         self.token = str(uuid.uuid4())
         self.sio = socketio.AsyncClient(reconnection=False, ssl_verify=False)
         self.state: dict[str, dict] = {}
         self.messages: list[Msg] = []
         self.changed = asyncio.Event()
-        self.refreshes_sent = 0
         self.last_t = 0.0
         self.sio.on("event", self._on_event, namespace="/_event")
 
@@ -115,17 +112,11 @@ class ReflexTab:
                 data = json.loads(data)
         size = len(json.dumps(data, separators=(",", ":"))) if data is not None else 0
         msg = Msg(t, data, size, self)
-        old_version = self.version
         for state_name, values in msg.delta.items():
             self.state.setdefault(state_name, {}).update(values)
         self.messages.append(msg)
         self.last_t = t
         self.changed.set()
-        if self.live_refresh and self.version != old_version and old_version is not None:
-            # The page's LiveRefresher: useEffect(() => refresh(), [version]).
-            self.refreshes_sent += 1
-            with contextlib.suppress(socketio.exceptions.SocketIOError):  # closing
-                await self.emit(REFRESH)
 
     # ------------------------------------------------------------------ state
 
@@ -133,8 +124,8 @@ class ReflexTab:
         return self.state.get(state, {}).get(name + FIELD, default)
 
     @property
-    def version(self) -> int | None:
-        return self.var(ROOM, "version")
+    def bell_unread(self) -> int | None:
+        return self.var(BELL, "unread")
 
     @property
     def cards(self) -> list[dict]:
@@ -170,12 +161,12 @@ class ReflexTab:
                 return None
 
     async def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Hydrated, signed in, and (on /escalations) linked to the room with the queue loaded."""
+        """Hydrated, signed in, and (on /escalations) the queue and the bell loaded."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ok = self.signed_in and self.var(ROOT_STATE, "is_hydrated")
             if self.path == "/escalations":
-                ok = ok and self.var(QUEUE, "loaded") and self.version is not None
+                ok = ok and self.var(QUEUE, "loaded") and self.bell_unread is not None
             elif self.path.startswith("/sessions/"):
                 ok = ok and self.var(DETAIL, "loaded")
             if ok:
@@ -210,14 +201,11 @@ async def open_tabs(
     tokens: list[str],
     path: str,
     *,
-    live_refresh: bool = True,
     concurrency: int = 20,
     timeout: float = 120.0,
 ) -> list[ReflexTab]:
     """Connect one tab per token (bounded concurrency) and wait until every tab is ready."""
-    tabs = [
-        ReflexTab(url, tok, path, live_refresh=live_refresh, label=str(i)) for i, tok in enumerate(tokens)
-    ]
+    tabs = [ReflexTab(url, tok, path, label=str(i)) for i, tok in enumerate(tokens)]
     sem = asyncio.Semaphore(concurrency)
 
     async def one(tab: ReflexTab) -> None:

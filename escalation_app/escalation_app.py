@@ -8,7 +8,7 @@ import reflex as rx
 
 import escalation_app.pages  # noqa: F401  (registers every page)
 from escalation_app import routes
-from escalation_app.services import after_commit, notifications, psa
+from escalation_app.services import after_commit, notifications, psa, realtime
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -30,3 +30,5 @@ app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Esca
 app.register_lifespan_task(after_commit.assessment_sweep)
 app.register_lifespan_task(notifications.run_delivery_sweeper)
 app.register_lifespan_task(psa.run_psa_sweeper)
+# With Redis (several workers): deliver every worker's live pushes to this worker's tabs.
+app.register_lifespan_task(realtime.run_relay)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import reflex as rx
 
 from escalation_app import routes
-from escalation_app.components.live import LiveRefresher
 from escalation_app.state.base import AppState
 from escalation_app.state.bell import BellState
 
@@ -118,7 +117,6 @@ def header() -> rx.Component:
             ),
             rx.spacer(),
             rx.hstack(
-                LiveRefresher.create(BellState.refresh),
                 bell(),
                 rx.text(AppState.user_name, size="2", weight="medium"),
                 rx.badge(AppState.user_role, variant="soft", color_scheme="gray"),

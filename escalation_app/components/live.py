@@ -6,44 +6,41 @@ import reflex as rx
 from reflex_base.event import EventChain, no_args_event_spec
 from reflex_base.vars.base import LiteralVar, Var, VarData
 
-from escalation_app.services.realtime import AccountRoom
-
 
 class LiveRefresher(rx.Fragment):
-    """Fires an event each time the account room's version changes.
+    """Fires an event each time the server's live push moves `tick`.
 
     Reflex's `on_mount` runs once per page, so this adds its own React effect keyed on
-    the room version. It also fires after a reconnect, when the rehydrated version
-    differs from what the tab last saw, so nothing that arrived meanwhile is missed.
+    the tick. The backend's copy of a tick stays 0, so a reconnect (which rehydrates the
+    full state) moves it too, and anything missed while offline is read again.
     """
 
     on_change_chain: Var | None = None
+    tick: Var | None = None
 
     @classmethod
-    def create(cls, on_change) -> rx.Component:
+    def create(cls, on_change, tick: Var) -> rx.Component:
         component = super().create()
         chain = EventChain.create(value=on_change, args_spec=no_args_event_spec, key="on_change")
         component.on_change_chain = LiteralVar.create(chain)
+        component.tick = tick
         return component
 
     def add_hooks(self) -> list[str | Var]:
-        version = AccountRoom.version
-        chain = self.on_change_chain
+        chain, tick = self.on_change_chain, self.tick
+        assert chain is not None and tick is not None
         return [
             Var(
-                _js_expr=f"useEffect(() => {{ ({chain!s})(); }}, [{version!s}])",
+                _js_expr=f"useEffect(() => {{ ({chain!s})(); }}, [{tick!s}])",
                 _var_data=VarData.merge(
                     VarData(imports={"react": ["useEffect"]}),
-                    version._get_all_var_data(),
-                    chain._get_all_var_data() if chain is not None else None,
+                    tick._get_all_var_data(),
+                    chain._get_all_var_data(),
                 ),
             )
         ]
 
 
-def live_refresher(on_change) -> rx.Component:
-    """Calls `on_change` whenever the account room moves (and once on mount)."""
-    return rx.fragment(
-        LiveRefresher.create(on_change),
-        rx.box(display="none", aria_hidden="true", data_live_version=AccountRoom.version.to_string()),
-    )
+def live_refresher(on_change, tick: Var) -> rx.Component:
+    """Calls `on_change` whenever `tick` moves (and once on mount)."""
+    return LiveRefresher.create(on_change, tick)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import timedelta
 
 import bcrypt
@@ -11,7 +12,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import DomainError, InvalidInput
-from escalation_app.domain.models import AuthSession, LoginAttempt, User
+from escalation_app.domain.models import AccountRole, AuthSession, LoginAttempt, User
 from escalation_app.domain.types import utcnow
 from escalation_app.settings import get_settings
 
@@ -132,6 +133,41 @@ def resolve_auth_session(*, db: Session, token: str | None) -> Actor | None:
         db.add(auth_session)
         db.commit()
     return Actor.from_user(user)
+
+
+def token_digest(token: str) -> str:
+    """What the server keeps of a browser token: the live rooms remember members by it too."""
+    return _hash_token(token)
+
+
+LIVE_FEED_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.ENGINEER)
+
+
+def live_feed_members(*, db: Session, account_id: int, digests: Collection[str]) -> dict[str, int | None]:
+    """Which of these sign-ins may still receive `account_id`'s live queue, each with its user's team.
+
+    A tab can sit on a live page for hours without sending anything while its sign-in
+    ends (signed out elsewhere, idle expiry, deactivated, demoted to viewer, moved to
+    another team); the live push asks here before every send. Read-only: unlike
+    `resolve_auth_session` it never counts as activity.
+    """
+    if not digests:
+        return {}
+    cutoff = utcnow() - timedelta(hours=get_settings().auth_session_idle_hours)
+    rows = db.exec(
+        select(AuthSession.token_hash, User.team_id)
+        .join(User, col(User.id) == AuthSession.user_id)
+        .where(
+            col(AuthSession.token_hash).in_(list(digests)),
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.last_seen_at) >= cutoff,
+            User.account_id == account_id,
+            col(User.is_active).is_(True),
+            col(User.deleted_at).is_(None),
+            col(User.account_role).in_(LIVE_FEED_ROLES),
+        )
+    ).all()
+    return dict(rows)
 
 
 def end_auth_session(*, db: Session, token: str | None) -> None:

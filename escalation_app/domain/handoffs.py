@@ -271,42 +271,65 @@ class QueueCard:
     created_at: datetime
 
 
-def _queue_scope(actor: Actor):
+def _queue_scope(account_id: int, team_id: int | None):
     conditions = [
-        SessionHandoff.account_id == actor.account_id,
+        SessionHandoff.account_id == account_id,
         col(SessionHandoff.claimed_by_id).is_(None),
     ]
-    if actor.team_id is not None:
+    if team_id is not None:
         # A team member sees their team's handoffs and those not tied to any team.
-        conditions.append(or_(SessionHandoff.team_id == actor.team_id, col(SessionHandoff.team_id).is_(None)))
+        conditions.append(or_(SessionHandoff.team_id == team_id, col(SessionHandoff.team_id).is_(None)))
     return conditions
 
 
 def get_queue(*, db: Session, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueCard]:
     """Unclaimed parks and escalations of the actor's team (or account), newest first."""
+    return get_team_queue(db=db, account_id=actor.account_id, team_id=actor.team_id, limit=limit)
+
+
+def get_team_queue(
+    *, db: Session, account_id: int, team_id: int | None, limit: int = QUEUE_LIMIT
+) -> list[QueueCard]:
+    """The queue everyone in `team_id` sees (None: users with no team, who see the whole account).
+
+    For the live push, which reads each team's queue once and sends it to every tab
+    showing it; code acting for one user goes through `get_queue`.
+    """
     rows = db.exec(
-        select(SessionHandoff, SupportSession.problem_summary, SupportSession.client_name, User.display_name)
+        select(
+            SessionHandoff.id,
+            SessionHandoff.session_id,
+            SupportSession.problem_summary,
+            SupportSession.client_name,
+            SessionHandoff.intent,
+            SessionHandoff.priority,
+            SessionHandoff.engineer_notes,
+            SessionHandoff.handed_off_by_id,
+            User.display_name,
+            SessionHandoff.target_user_id,
+            SessionHandoff.created_at,
+        )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
-        .where(*_queue_scope(actor))
+        .where(*_queue_scope(account_id, team_id))
         .order_by(col(SessionHandoff.created_at).desc())
         .limit(limit)
     ).all()
     return [
         QueueCard(
-            id=str(h.id),
-            session_id=h.session_id,
-            problem_summary=summary,
-            client_name=client,
-            intent=h.intent,
-            priority=h.priority,
-            notes=h.engineer_notes,
-            handed_off_by_id=h.handed_off_by_id,
-            handed_off_by_name=name,
-            target_user_id=h.target_user_id,
-            created_at=h.created_at,
+            id=str(row[0]),
+            session_id=row[1],
+            problem_summary=row[2],
+            client_name=row[3],
+            intent=row[4],
+            priority=row[5],
+            notes=row[6],
+            handed_off_by_id=row[7],
+            handed_off_by_name=row[8],
+            target_user_id=row[9],
+            created_at=row[10],
         )
-        for h, summary, client, name in rows
+        for row in rows
     ]
 
 

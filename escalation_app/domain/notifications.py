@@ -82,8 +82,8 @@ def mark_all_read(*, db: Session, actor: Actor) -> int:
     return result.rowcount
 
 
-def mark_read(*, db: Session, actor: Actor, notification_id: int | str) -> None:
-    """Mark one of the actor's notifications read (repeating it is a no-op).
+def mark_read(*, db: Session, actor: Actor, notification_id: int | str) -> str:
+    """Mark one of the actor's notifications read (repeating it is a no-op); returns its link.
 
     Someone else's notification, or another account's, is simply not found.
     """
@@ -103,6 +103,7 @@ def mark_read(*, db: Session, actor: Actor, notification_id: int | str) -> None:
         notification.read_at = utcnow()
         db.add(notification)
         db.commit()
+    return notification.link
 
 
 def notified_user_ids(*, db: Session, account_id: int, handoff_id: uuid.UUID) -> list[int]:

@@ -7,7 +7,6 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import page_heading, template
-from escalation_app.components.live import live_refresher
 from escalation_app.state.queue import QueueState
 
 
@@ -34,7 +33,7 @@ def queue_card(card) -> rx.Component:
                     ),
                     rx.spacer(),
                     rx.cond(
-                        card["can_pick_up"] == "yes",
+                        QueueState.can_work & (card["by_id"] != QueueState.user_id),
                         rx.button(
                             "Pick up",
                             on_click=QueueState.pick_up(card["id"]),
@@ -77,7 +76,6 @@ def empty_state() -> rx.Component:
 @template(route=routes.ESCALATIONS, title="Escalations", on_load=QueueState.load)
 def escalations_page() -> rx.Component:
     return rx.vstack(
-        live_refresher(QueueState.refresh),
         page_heading(
             "Escalations",
             rx.cond(

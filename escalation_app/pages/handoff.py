@@ -179,7 +179,7 @@ def delivery_panel() -> rx.Component:
 
 def handoff_body() -> rx.Component:
     return rx.vstack(
-        live_refresher(H.refresh),
+        live_refresher(H.refresh, H.live_tick),
         rx.hstack(
             priority_badge(H.priority),
             intent_badge(H.intent, rx.cond(H.intent == "escalate", "Escalated", "Parked")),

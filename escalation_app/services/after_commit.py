@@ -14,19 +14,32 @@ from datetime import timedelta
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.models import HandoffIntent, SessionHandoff
 from escalation_app.services import assessment, notifications, psa, realtime
+from escalation_app.services.tasks import spawn
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 60
 
 
+# The live push goes first: the other side effects start once it is out (or after this
+# long), so their database reads and threads do not slow the cards down.
+LIVE_FIRST_SECONDS = 1.0
+
+
 def handoff_created(handoff: SessionHandoff) -> None:
-    """A park or escalation committed: push it live; for an escalation, notify and assess."""
-    realtime.schedule_publish(handoff.account_id, "created", handoff.id)
-    if handoff.intent == HandoffIntent.ESCALATE:
-        notifications.schedule_escalation_notifications(handoff.id)
-        psa.schedule_escalation_note(handoff.id)
-        schedule_assessment(handoff.account_id, handoff.id)
+    """A park or escalation committed: push it live; for an escalation, then notify and assess."""
+    published = realtime.schedule_publish(handoff.account_id, "created", handoff.id)
+    if handoff.intent != HandoffIntent.ESCALATE:
+        return
+    account_id, handoff_id = handoff.account_id, handoff.id
+
+    async def after_live_push() -> None:
+        await asyncio.wait({published}, timeout=LIVE_FIRST_SECONDS)
+        notifications.schedule_escalation_notifications(handoff_id)
+        psa.schedule_escalation_note(handoff_id)
+        schedule_assessment(account_id, handoff_id)
+
+    spawn(after_live_push(), name=f"escalated-{handoff_id}")
 
 
 def handoff_claimed(handoff: SessionHandoff) -> None:

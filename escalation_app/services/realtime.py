@@ -1,63 +1,350 @@
-"""Live updates: the one place that publishes to account rooms.
+"""Live updates: the server pushes; one read and one encoded packet per room.
 
-Each authorised tab links to its account's room (an `rx.SharedState`) when a queue or
-handoff page loads. The room carries only a version counter and what changed (a kind
-and a handoff id): no card data, so nothing private travels through it. When the
-version moves, a linked tab re-reads what it shows from the database through its own
-server-side, role-checked state. Publishing happens only after commit and never
-raises into the caller.
+Every tab that may receive the live feed joins socket.io rooms of the worker that holds
+its socket, after its page's server-side role check:
+
+- a **queue room** per team (`queue-<account>-<team>`, or `-all` for users without a
+  team): the tabs on /escalations. When a handoff is created or claimed, the worker
+  reads that team's queue once, checks in the same transaction that each member's
+  sign-in still allows the feed (evicting any that does not), and sends the cards to
+  the room as one Reflex state delta, encoded once. The tabs send nothing back.
+- a **handoff room** per handoff: open handoff screens get a tick and re-read the
+  handoff through their own role-checked handler (claimed or assessed elsewhere).
+- a **user room** per user: when an escalation notifies a user, the worker reads that
+  user's bell once (after the same sign-in check) and sends it to all their tabs.
+
+Order: a tab's own queue or bell read (page load, reconnect, mark read) and the pushes
+to its room take the same per-room lock, and each is on the socket before the lock is
+released, so a tab never receives an older queue or bell after a newer one.
+
+Several workers: with Reflex's Redis configured, a publish goes out on a Redis channel
+and every worker delivers it to the sockets it holds. Publishing happens only after
+commit and never raises into the caller: a failed push is logged, and the tab catches up
+on its next load or reconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import itertools
+import json
 import logging
 import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
 
-import reflex as rx
+from reflex_base.constants.state import FIELD_MARKER
 
+from escalation_app.domain.actors import Actor
+from escalation_app.domain.auth import live_feed_members, token_digest
+from escalation_app.domain.db import session_scope
+from escalation_app.domain.handoffs import QueueCard, get_team_queue
+from escalation_app.domain.models import User
+from escalation_app.domain.notifications import notified_user_ids
 from escalation_app.services.tasks import spawn
 
 logger = logging.getLogger(__name__)
 
-
-class AccountRoom(rx.SharedState):
-    """What every linked tab of one account sees change."""
-
-    version: int = 0
-    # "created" | "claimed" | "assessed"
-    last_kind: str = ""
-    last_handoff_id: str = ""
-
-
-def room_token(account_id: int) -> str:
-    """The room of one account (room tokens may not contain underscores)."""
-    return f"account{int(account_id)}"
+CHANNEL = "escalation-desk:live"
+CREATED, CLAIMED, ASSESSED = "created", "claimed", "assessed"
+QUEUE_KINDS = {CREATED, CLAIMED}
+NAMESPACE = "/_event"
+EVENT = "event"
+# A fresh value per tick, so the page's effect keyed on it fires (the backend copy stays 0).
+_ticks = itertools.count(1)
 
 
-def _app():
-    from reflex_base.registry import RegistrationContext
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueScope:
+    """Who sees the same queue: one account's team (None: users with no team)."""
 
-    try:
-        return RegistrationContext.get().app
-    except LookupError:
-        from escalation_app.escalation_app import app
+    account_id: int
+    team_id: int | None
 
-        return app
+    @property
+    def room(self) -> str:
+        return f"queue-{self.account_id}-{'all' if self.team_id is None else self.team_id}"
+
+
+@dataclasses.dataclass(slots=True)
+class _Tab:
+    """What one socket of this worker follows."""
+
+    user_id: int
+    digest: str = ""
+    queue: QueueScope | None = None
+    handoff_id: str = ""
+
+
+def handoff_room(handoff_id: str) -> str:
+    return f"handoff-{handoff_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"user-{int(user_id)}"
+
+
+def field(name: str) -> str:
+    """A var's key in a Reflex delta."""
+    return f"{name}{FIELD_MARKER}"
+
+
+class LiveHub:
+    """This worker's rooms: who follows what, and the pushes to them."""
+
+    def __init__(self) -> None:
+        self.tabs: dict[str, _Tab] = {}
+        self._queue_locks: defaultdict[QueueScope, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._bell_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # ------------------------------------------------------------------ membership
+
+    @staticmethod
+    def _server():
+        """The socket.io server and Reflex's event namespace, or None outside a running app."""
+        from reflex_base.registry import RegistrationContext
+
+        try:
+            app = RegistrationContext.get().app
+        except LookupError:
+            from escalation_app.escalation_app import app
+        return app.sio if app.event_namespace is not None else None
+
+    async def _enter(self, sid: str, room: str) -> None:
+        if (sio := self._server()) is not None:
+            await sio.enter_room(sid, room, namespace=NAMESPACE)
+
+    async def _leave(self, sid: str, room: str) -> None:
+        if (sio := self._server()) is not None:
+            await sio.leave_room(sid, room, namespace=NAMESPACE)
+
+    async def follow(
+        self,
+        sid: str,
+        *,
+        user_id: int,
+        token: str,
+        queue: QueueScope | None = None,
+        handoff_id: str = "",
+        keep_page: bool = False,
+    ) -> None:
+        """Set what this tab follows: its user's bell, and the queue or handoff its page shows.
+
+        Only for a tab whose actor passed the live-feed role check. `keep_page` keeps the
+        page rooms a previous call set (the bell's load runs after the page's own).
+        """
+        if not sid:
+            return
+        tab = self.tabs.get(sid)
+        if tab is not None and tab.user_id != user_id:
+            await self.forget(sid)
+            tab = None
+        if tab is None:
+            tab = self.tabs[sid] = _Tab(user_id=user_id)
+            await self._enter(sid, user_room(user_id))
+        tab.digest = token_digest(token)
+        if keep_page:
+            return
+        if tab.queue != queue:
+            if tab.queue is not None:
+                await self._leave(sid, tab.queue.room)
+            if queue is not None:
+                await self._enter(sid, queue.room)
+            tab.queue = queue
+        if tab.handoff_id != handoff_id:
+            if tab.handoff_id:
+                await self._leave(sid, handoff_room(tab.handoff_id))
+            if handoff_id:
+                await self._enter(sid, handoff_room(handoff_id))
+            tab.handoff_id = handoff_id
+
+    async def forget(self, sid: str) -> None:
+        """This tab follows nothing any more (signed out, or no longer allowed the feed)."""
+        tab = self.tabs.pop(sid, None)
+        if tab is None:
+            return
+        await self._leave(sid, user_room(tab.user_id))
+        if tab.queue is not None:
+            await self._leave(sid, tab.queue.room)
+        if tab.handoff_id:
+            await self._leave(sid, handoff_room(tab.handoff_id))
+
+    def prune(self) -> None:
+        """Drop tabs whose socket has gone (socket.io has already taken them out of the rooms)."""
+        if (sio := self._server()) is None:
+            return
+        gone = [sid for sid in self.tabs if not sio.manager.is_connected(sid, NAMESPACE)]
+        for sid in gone:
+            del self.tabs[sid]
+
+    @asynccontextmanager
+    async def queue_lock(self, scope: QueueScope) -> AsyncIterator[None]:
+        """Held around a tab's own queue read until its delta is on the socket."""
+        async with self._queue_locks[scope]:
+            yield
+
+    @asynccontextmanager
+    async def bell_lock(self, user_id: int) -> AsyncIterator[None]:
+        """Held around a tab's own bell read until its delta is on the socket."""
+        async with self._bell_locks[user_id]:
+            yield
+
+    # ------------------------------------------------------------------ delivery
+
+    async def _emit(self, room: str, delta: dict[str, dict[str, Any]]) -> None:
+        if (sio := self._server()) is None:
+            return
+        await sio.emit(EVENT, {"delta": delta, "events": []}, to=room, namespace=NAMESPACE)
+        # The emit queues one send per member; let them reach the sockets before
+        # whatever runs next (the next push must not overtake them).
+        await asyncio.sleep(0)
+
+    def _scopes_of(self, account_id: int) -> dict[QueueScope, list[str]]:
+        scopes: dict[QueueScope, list[str]] = defaultdict(list)
+        for sid, tab in self.tabs.items():
+            if tab.queue is not None and tab.queue.account_id == account_id:
+                scopes[tab.queue].append(sid)
+        return scopes
+
+    async def deliver(self, signal: dict[str, Any]) -> None:
+        """Push one committed change to the tabs of this worker that follow it."""
+        from escalation_app.state.handoff import HandoffState
+
+        account_id = int(signal["account_id"])
+        kind = signal["kind"]
+        handoff_id = str(signal["handoff_id"])
+        self.prune()
+        if kind in QUEUE_KINDS:
+            for scope, sids in self._scopes_of(account_id).items():
+                await self._push_queue(scope, sids)
+        if kind in (CLAIMED, ASSESSED):
+            tick = {HandoffState.get_full_name(): {field("live_tick"): next(_ticks)}}
+            await self._emit(handoff_room(handoff_id), tick)
+        if kind == CREATED:
+            await self._push_bells(account_id, handoff_id)
+
+    async def _drop_unless(self, digests: dict[str, str], allowed) -> None:
+        for sid, digest in digests.items():
+            if not allowed(digest):
+                logger.info("live feed: dropping a tab whose sign-in no longer allows it")
+                await self.forget(sid)
+
+    async def _push_queue(self, scope: QueueScope, sids: list[str]) -> None:
+        from escalation_app.state.queue import QueueState, card_view
+
+        async with self._queue_locks[scope]:
+            digests = {sid: self.tabs[sid].digest for sid in sids if sid in self.tabs}
+            members, cards = await asyncio.to_thread(_read_queue, scope, set(digests.values()))
+            await self._drop_unless(digests, lambda d: d in members and members[d] == scope.team_id)
+            view = {field("cards"): [card_view(c) for c in cards], field("loaded"): True}
+            await self._emit(scope.room, {QueueState.get_full_name(): view})
+
+    async def _push_bells(self, account_id: int, handoff_id: str) -> None:
+        from escalation_app.state.bell import BellState
+
+        followed: defaultdict[int, list[str]] = defaultdict(list)
+        for sid, tab in self.tabs.items():
+            followed[tab.user_id].append(sid)
+        if not followed:
+            return
+        for user_id in await asyncio.to_thread(_notified, account_id, handoff_id):
+            if user_id not in followed:
+                continue
+            async with self._bell_locks[user_id]:
+                digests = {sid: self.tabs[sid].digest for sid in followed[user_id] if sid in self.tabs}
+                allowed, bell = await asyncio.to_thread(
+                    _read_user_bell, account_id, user_id, set(digests.values())
+                )
+                await self._drop_unless(digests, allowed.__contains__)
+                if bell is not None:
+                    view = {field(name): value for name, value in bell.items()}
+                    await self._emit(user_room(user_id), {BellState.get_full_name(): view})
+
+
+def _read_queue(scope: QueueScope, digests: set[str]) -> tuple[dict[str, int | None], list[QueueCard]]:
+    with session_scope() as db:
+        members = live_feed_members(db=db, account_id=scope.account_id, digests=digests)
+        return members, get_team_queue(db=db, account_id=scope.account_id, team_id=scope.team_id)
+
+
+def _read_user_bell(account_id: int, user_id: int, digests: set[str]) -> tuple[set[str], dict | None]:
+    from escalation_app.state.bell import read_bell
+
+    with session_scope() as db:
+        allowed = set(live_feed_members(db=db, account_id=account_id, digests=digests))
+        user = db.get(User, user_id) if allowed else None
+        if user is None:
+            return allowed, None
+        return allowed, read_bell(db, Actor.from_user(user))
+
+
+def _notified(account_id: int, handoff_id: str) -> list[int]:
+    with session_scope() as db:
+        return notified_user_ids(db=db, account_id=account_id, handoff_id=uuid.UUID(handoff_id))
+
+
+hub = LiveHub()
+
+
+# ---------------------------------------------------------------------- publishing
+
+
+_publisher: Any = None
+
+
+def _redis():
+    """Reflex's Redis (a new client), or None when the app runs without it (one worker)."""
+    from reflex.utils.prerequisites import get_redis
+
+    return get_redis()
 
 
 async def publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> None:
-    """Bump the account room so every linked tab refreshes; logs and swallows failures."""
+    """Tell every worker about a committed change; logs and swallows failures."""
+    global _publisher
+    signal = {"account_id": int(account_id), "kind": kind, "handoff_id": str(handoff_id)}
     try:
-        token = rx.BaseStateToken(ident=room_token(account_id), cls=AccountRoom)
-        async with _app().modify_state(token) as root:
-            room = await root.get_state(AccountRoom)
-            room.version += 1
-            room.last_kind = kind
-            room.last_handoff_id = str(handoff_id)
+        if _publisher is None:
+            _publisher = _redis() or False
+        if _publisher is False:
+            await hub.deliver(signal)
+        else:
+            await _publisher.publish(CHANNEL, json.dumps(signal))
     except Exception:
         logger.exception("live update %s for handoff %s failed", kind, handoff_id)
 
 
-def schedule_publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> None:
+def schedule_publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> asyncio.Task:
     """Publish in the background; the caller never waits for the fan-out."""
-    spawn(publish(account_id, kind, handoff_id), name=f"publish-{kind}-{handoff_id}")
+    return spawn(publish(account_id, kind, handoff_id), name=f"publish-{kind}-{handoff_id}")
+
+
+async def run_relay() -> None:
+    """With Redis (several workers): deliver what any worker publishes (a Reflex lifespan task)."""
+    redis = _redis()
+    if redis is None:
+        return
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        await hub.deliver(json.loads(message["data"]))
+                    except Exception:
+                        logger.exception("live update could not be delivered: %r", message.get("data"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("live relay lost Redis; reconnecting")
+            await asyncio.sleep(1)
+
+
+def follows(sids: Iterable[str]) -> dict[str, _Tab]:
+    """What each of these tabs follows in this worker (for tests and the bench)."""
+    return {sid: hub.tabs[sid] for sid in sids if sid in hub.tabs}

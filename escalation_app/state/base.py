@@ -18,7 +18,7 @@ from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import end_auth_session, resolve_auth_session
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.errors import DomainError, NotFound
-from escalation_app.services.realtime import AccountRoom, room_token
+from escalation_app.services import realtime
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class AppState(rx.State):
     user_name: str = ""
     user_email: str = ""
     user_role: str = ""
+    # The signed-in user's id, for the page to tell their own queue cards (no Pick up).
+    user_id: str = ""
 
     @rx.var
     def is_manager(self) -> bool:
@@ -123,31 +125,39 @@ class AppState(rx.State):
         self.user_name = actor.display_name
         self.user_email = actor.email
         self.user_role = actor.role
+        self.user_id = str(actor.id)
 
     def _forget_user(self) -> None:
         self.signed_in = False
         self.user_name = ""
         self.user_email = ""
         self.user_role = ""
+        self.user_id = ""
 
-    async def _sync_live_room(self, actor: Actor | None) -> list:
-        """Link this tab to its account's live room, or unlink it.
+    async def _follow_live(
+        self, actor: Actor | None, *, queue: bool = False, handoff_id: str = "", page: bool = True
+    ) -> None:
+        """Set the live rooms this tab follows, after the page's server-side role check.
 
-        Only owners, admins and engineers receive the live feed; viewers and signed-out
-        tabs are never linked. Called after the server-side role check of each live page.
-        Returns events to hand back to the browser (a rehydrate after unlinking).
+        Owners, admins and engineers follow their own bell plus the queue or handoff their
+        page shows; viewers and signed-out tabs follow nothing. `page=False` (the bell,
+        which loads on every page after the page's own handler) leaves the page's rooms
+        alone on a live page and leaves them everywhere else.
         """
-        room = await self.get_state(AccountRoom)
-        wanted = room_token(actor.account_id) if actor is not None and actor.can_work_handoffs else ""
-        current = room._linked_to
-        if current == wanted:
-            return []
-        events = []
-        if current:
-            events = list(await room._unlink() or [])
-        if wanted:
-            await room._link_to(wanted)
-        return events
+        sid = self.router.session.session_id
+        if actor is None or not actor.can_work_handoffs:
+            await realtime.hub.forget(sid)
+            return
+        path = self.router.url.path or ""
+        on_live_page = path.rstrip("/") == routes.ESCALATIONS or path.startswith("/handoffs/")
+        await realtime.hub.follow(
+            sid,
+            user_id=actor.id,
+            token=self.auth_token,
+            queue=realtime.QueueScope(actor.account_id, actor.team_id) if queue else None,
+            handoff_id=handoff_id,
+            keep_page=not page and on_live_page,
+        )
 
     def _login_redirect(self):
         return rx.redirect(routes.login_then(self.router.url.path or "/"))
@@ -161,8 +171,8 @@ class AppState(rx.State):
                 end_auth_session(db=db, token=token)
 
         await asyncio.to_thread(end)
-        events = await self._sync_live_room(None)
+        await self._follow_live(None)
         # AppState's own vars (cookie included) and every page state under it: the next
         # person to use this tab must not receive this user's data on their hydrate.
         self.reset()
-        return [*events, rx.redirect(routes.LOGIN)]
+        return rx.redirect(routes.LOGIN)

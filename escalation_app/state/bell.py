@@ -5,25 +5,20 @@ from __future__ import annotations
 import reflex as rx
 
 from escalation_app.domain import notifications as notification_rules
+from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import DomainError
+from escalation_app.domain.notifications import NotificationItem
+from escalation_app.services import realtime
 from escalation_app.state.base import AppState, error_toast, parse_id, run_db
 
+BELL_ITEMS = 15
 
-class BellState(AppState):
-    """Unread count and the latest notifications of the signed-in user."""
 
-    unread: int = 0
-    items: list[dict[str, str]] = []
-
-    async def _read(self, actor) -> None:
-        def read(db, actor):
-            return (
-                notification_rules.unread_count(db=db, actor=actor),
-                notification_rules.list_notifications(db=db, actor=actor, limit=15),
-            )
-
-        self.unread, rows = await run_db(read, actor=actor)
-        self.items = [
+def bell_view(unread: int, rows: list[NotificationItem]) -> dict:
+    """The bell's vars for one user (the live push sends the same to all of that user's tabs)."""
+    return {
+        "unread": unread,
+        "items": [
             {
                 "id": str(n.id),
                 "title": n.title,
@@ -33,45 +28,86 @@ class BellState(AppState):
                 "created_at": n.created_at.isoformat(),
             }
             for n in rows
-        ]
+        ],
+    }
+
+
+def read_bell(db, actor: Actor) -> dict:
+    """One user's bell, read in one session."""
+    return bell_view(
+        notification_rules.unread_count(db=db, actor=actor),
+        notification_rules.list_notifications(db=db, actor=actor, limit=BELL_ITEMS),
+    )
+
+
+class BellState(AppState):
+    """Unread count and the latest notifications of the signed-in user.
+
+    Live tabs get new notifications pushed to their user's room (see
+    `services/realtime.py`); every read here of a live user's bell holds that user's
+    lock until its delta is out, so a push never lands out of order.
+    """
+
+    unread: int = 0
+    items: list[dict[str, str]] = []
+
+    async def _read(self, actor: Actor) -> None:
+        bell = await run_db(read_bell, actor=actor)
+        self.unread = bell["unread"]
+        self.items = bell["items"]
+
+    async def _read_and_send(self, actor: Actor, change=None):
+        """Apply `change` (a domain call), re-read the bell and send it, in push order."""
+        if not actor.can_work_handoffs:
+            if change is not None:
+                await run_db(change, actor=actor)
+            await self._read(actor)
+            return
+        async with realtime.hub.bell_lock(actor.id):
+            if change is not None:
+                await run_db(change, actor=actor)
+            await self._read(actor)
+            yield
 
     @rx.event
     async def load(self):
-        """Every signed-in page: read the bell and join the account's live room."""
+        """Every signed-in page, after the page's own load: read the bell and follow it live."""
         actor = await self._actor()
+        await self._follow_live(actor, page=False)
         if actor is None:
             return
         self._remember(actor)
-        await self._read(actor)
-        return await self._sync_live_room(actor)
-
-    @rx.event
-    async def refresh(self):
-        actor = await self._actor()
-        if actor is not None:
-            await self._read(actor)
+        async for update in self._read_and_send(actor):
+            yield update
 
     @rx.event
     async def mark_all_read(self):
         try:
             actor = await self._require_actor()
-            await run_db(notification_rules.mark_all_read, actor=actor)
-            await self._read(actor)
+            async for update in self._read_and_send(actor, notification_rules.mark_all_read):
+                yield update
         except DomainError as error:
-            return error_toast(error)
+            yield error_toast(error)
 
     @rx.event
     async def open_item(self, notification_id: str):
+        """Open a notification: mark it read and go where it points.
+
+        The link is read from the database: a pushed notification is in the browser's
+        list but not in this tab's server-side copy.
+        """
+        links: list[str] = []
         try:
             actor = await self._require_actor()
-            item = next((i for i in self.items if i["id"] == notification_id), None)
-            await run_db(
-                notification_rules.mark_read,
-                actor=actor,
-                notification_id=parse_id(notification_id, "Notification not found."),
-            )
-            await self._read(actor)
+            wanted = parse_id(notification_id, "Notification not found.")
+
+            def mark_read(db, actor):
+                links.append(notification_rules.mark_read(db=db, actor=actor, notification_id=wanted))
+
+            async for update in self._read_and_send(actor, mark_read):
+                yield update
         except DomainError as error:
-            return error_toast(error)
-        if item and item["link"].startswith("/"):
-            return rx.redirect(item["link"])
+            yield error_toast(error)
+            return
+        if links and links[0].startswith("/"):
+            yield rx.redirect(links[0])

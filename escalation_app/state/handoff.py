@@ -28,6 +28,8 @@ class HandoffState(AppState):
 
     found: bool = False
     loaded: bool = False
+    # Moved by the live push when this handoff is claimed or assessed; see LiveRefresher.
+    live_tick: int = 0
     handoff_key: str = ""
     summary: str = ""
     client: str = ""
@@ -157,13 +159,16 @@ class HandoffState(AppState):
     async def load(self):
         self.loaded = False
         if (actor := await self._page_actor()) is None:
+            await self._follow_live(None)
             return self._login_redirect()
         try:
             await self._reload(actor)
         except NotFound:
             self.found = False
         self.loaded = True
-        return await self._sync_live_room(actor)
+        # Only a handoff this actor may read gets followed: the push carries no data, the
+        # page re-reads through `refresh` when it ticks.
+        await self._follow_live(actor, handoff_id=self.handoff_key if self.found else "")
 
     @rx.event
     async def refresh(self):

@@ -10,14 +10,18 @@ from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain.errors import AlreadyClaimed, DomainError
 from escalation_app.domain.handoffs import QueueCard
 from escalation_app.domain.types import utcnow
-from escalation_app.services import after_commit
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, run_db
+from escalation_app.services import after_commit, realtime
+from escalation_app.state.base import AppState, error_toast, run_db
 
 NOTES_EXCERPT = 180
 
 
-def card_view(card: QueueCard, viewer_id: int, viewer_can_work: bool) -> dict[str, str]:
-    """The public fields of one queue card, as the page shows them."""
+def card_view(card: QueueCard) -> dict[str, str]:
+    """The public fields of one queue card, the same for everyone who sees that queue.
+
+    The live push sends one list to a whole team, so nothing here depends on the viewer:
+    the page hides Pick up on the viewer's own cards by comparing `by_id`.
+    """
     notes = card.notes or ""
     excerpt = notes if len(notes) <= NOTES_EXCERPT else notes[: NOTES_EXCERPT - 1].rstrip() + "…"
     return {
@@ -29,9 +33,9 @@ def card_view(card: QueueCard, viewer_id: int, viewer_can_work: bool) -> dict[st
         "priority": card.priority,
         "notes": excerpt,
         "by": card.handed_off_by_name,
+        "by_id": str(card.handed_off_by_id),
         "created_at": card.created_at.isoformat(),
         "href": routes.handoff(card.id),
-        "can_pick_up": "yes" if viewer_can_work and card.handed_off_by_id != viewer_id else "",
     }
 
 
@@ -47,29 +51,30 @@ class QueueState(AppState):
     loaded: bool = False
     claiming_id: str = ""
 
-    async def _refresh(self, actor) -> None:
+    async def _read(self, actor) -> None:
         queue = await run_db(handoff_rules.get_queue, actor=actor)
-        self.cards = [card_view(c, actor.id, actor.can_work_handoffs) for c in queue]
+        self.cards = [card_view(c) for c in queue]
+        self.loaded = True
 
     @rx.event
     async def load(self):
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn:
-            return [*await self._sync_live_room(None), self._login_redirect()]
-        await self._refresh(actor)
-        self.loaded = True
-        return await self._sync_live_room(actor)
+        """Read the queue and follow its live room (page load, and every reconnect).
 
-    @rx.event
-    async def refresh(self):
-        """Re-read the queue: the account room moved, or the socket reconnected."""
-        actor = await self._actor()
-        if actor is None:
+        Live tabs join the room first and read under its lock, yielding the cards before
+        letting go: a push for a change committed meanwhile lands after this read, never
+        before it.
+        """
+        if (actor := await self._page_actor()) is None:
+            await self._follow_live(None)
+            yield self._login_redirect()
             return
-        self._remember(actor)
-        await self._refresh(actor)
-        self.loaded = True
+        await self._follow_live(actor, queue=True)
+        if not actor.can_work_handoffs:
+            await self._read(actor)
+            return
+        async with realtime.hub.queue_lock(realtime.QueueScope(actor.account_id, actor.team_id)):
+            await self._read(actor)
+            yield
 
     @rx.event
     async def pick_up(self, handoff_id: str):
@@ -79,8 +84,8 @@ class QueueState(AppState):
             actor = await self._require_actor()
             result = await run_db(handoff_rules.claim_handoff, actor=actor, handoff_id=handoff_id)
         except AlreadyClaimed as lost:
+            # The winner's claim push takes the card out of this queue.
             self.claiming_id = ""
-            self.cards = [c for c in self.cards if c["id"] != handoff_id]
             yield rx.toast.error(already_claimed_message(lost))
             return
         except DomainError as error:
@@ -90,5 +95,4 @@ class QueueState(AppState):
         if result.newly_claimed:
             after_commit.handoff_claimed(result.handoff)
         self.claiming_id = ""
-        self.cards = [c for c in self.cards if c["id"] != handoff_id]
         yield rx.redirect(routes.handoff(str(result.handoff.id)))

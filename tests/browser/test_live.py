@@ -75,10 +75,12 @@ def test_card_arrives_and_leaves_live_and_only_where_it_should(people):
         wire = "\n".join(frames)
         assert summary not in wire
         assert handoff_id not in wire
-        # Nothing about Northwind's arrival or claim reached them: no room update at all.
-        assert "version_rx_state_" not in "\n".join(frames[seen_before[who] :]), who
-    # The viewer is never linked: its own copy of the room never moves.
-    assert set(re.findall(r'"version_rx_state_":(\d+)', "\n".join(viewer_frames))) <= {"0"}
+        # Nothing about Northwind's arrival or claim reached them: no push at all.
+        later = "\n".join(frames[seen_before[who] :])
+        assert "cards_rx_state_" not in later, who
+        assert "live_tick_rx_state_" not in later, who
+    # The viewer follows no room: its bell and handoff ticks never move.
+    assert set(re.findall(r'"live_tick_rx_state_":(\d+)', "\n".join(viewer_frames))) <= {"0"}
 
 
 def test_claimed_elsewhere_switches_an_open_handoff_screen(people):

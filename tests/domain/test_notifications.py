@@ -95,8 +95,8 @@ def test_mark_read_marks_one_of_the_actors_own(world):
     escalate(world)
     sam = world.actor("sam")
     newest, _older = list_notifications(db=world.db, actor=sam)
-    mark_read(db=world.db, actor=sam, notification_id=str(newest.id))
-    mark_read(db=world.db, actor=sam, notification_id=newest.id)  # again: no-op
+    assert mark_read(db=world.db, actor=sam, notification_id=str(newest.id)) == newest.link
+    assert mark_read(db=world.db, actor=sam, notification_id=newest.id) == newest.link  # again: no-op
     assert [i.read for i in list_notifications(db=world.db, actor=sam)] == [True, False]
     assert unread_count(db=world.db, actor=sam) == 1
 

@@ -35,8 +35,7 @@ from sqlmodel import Session
 from escalation_app import routes
 from escalation_app.domain.auth import start_auth_session
 from escalation_app.domain.db import get_engine
-from escalation_app.services import after_commit
-from escalation_app.services.realtime import AccountRoom
+from escalation_app.services import after_commit, realtime
 from escalation_app.settings import get_settings
 from escalation_app.state.base import AppState
 from tests.factories import World
@@ -109,8 +108,7 @@ class Browser:
         self.db = db
         self.manager = StateManagerMemory()
         self.tabs: list[Tab] = []
-        # Shared-state changes look up the app to push them to other connected tabs; ours
-        # has no websocket namespace, so linked tabs simply re-read on their next event.
+        # No websocket server: live rooms are only recorded (`Tab.live_rooms`), not sent to.
         self.registry = RegistrationContext.ensure_context().fork()
         self.registry._set_app(SimpleNamespace(event_namespace=None))
 
@@ -129,6 +127,8 @@ class Tab:
     def __init__(self, browser: Browser):
         self.browser = browser
         self.client_token = str(uuid.uuid4())
+        # The socket.io session id the server would see: live rooms are kept per socket.
+        self.sid = f"sid-{uuid.uuid4().hex}"
         self.outcomes: list[Outcome] = []
 
     def _context(self, outcome: Outcome) -> EventContext:
@@ -190,6 +190,7 @@ class Tab:
                     "query": {},
                     "headers": {"origin": ORIGIN},
                     "token": self.client_token,
+                    "sid": self.sid,
                 }
                 merged = root._update_router_vars(router_data, root.router_data)
                 if merged != root.router_data:
@@ -217,10 +218,17 @@ class Tab:
         """The whole state tree of this tab, as `state.dict()` gives it (every public var)."""
         return (await self.root()).dict()
 
-    async def live_room(self) -> str:
-        """The shared account room this tab is linked to ("" when none)."""
-        links = (await self.root())._reflex_internal_links or {}
-        return links.get(AccountRoom.get_full_name(), "")
+    def live_rooms(self) -> set[str]:
+        """The live rooms this tab's socket follows (empty when none)."""
+        tab = realtime.hub.tabs.get(self.sid)
+        if tab is None:
+            return set()
+        rooms = {realtime.user_room(tab.user_id)}
+        if tab.queue is not None:
+            rooms.add(tab.queue.room)
+        if tab.handoff_id:
+            rooms.add(realtime.handoff_room(tab.handoff_id))
+        return rooms
 
 
 @pytest.fixture

@@ -19,22 +19,27 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from reflex_base.registry import RegistrationContext
 from reflex_base.utils.format import json_dumps
 from sqlmodel import SQLModel, select
 
 from escalation_app.domain import users as user_rules
-from escalation_app.domain.auth import start_auth_session
+from escalation_app.domain.auth import end_auth_session, start_auth_session
+from escalation_app.domain.db import session_scope
 from escalation_app.domain.models import (
     AccountRole,
     SessionHandoff,
     SessionStep,
     SupportSession,
+    Team,
     User,
 )
-from escalation_app.services.realtime import room_token
+from escalation_app.services import realtime
+from escalation_app.services.realtime import QueueScope, handoff_room, user_room
 from escalation_app.state.admin import UsersAdminState
 from escalation_app.state.auth import LoginState
 from escalation_app.state.base import AppState
+from escalation_app.state.bell import BellState
 from escalation_app.state.handoff import HandoffState
 from escalation_app.state.queue import QueueState
 from escalation_app.state.sessions import SessionDetailState, SessionHistoryState, SessionsState
@@ -319,29 +324,100 @@ async def test_viewer_cannot_pick_up_or_create_sessions(browser, world, ids, rea
 async def test_viewer_reads_the_queue_and_handoff_without_pick_up(browser, world, ids):
     val = await signed_in_tab(browser, world, "val")
     await val.fire(QueueState, "load", path="/escalations")
-    cards = (await val.get(QueueState)).cards
-    assert {c["id"] for c in cards} == {ids.nw_escalated, ids.nw_parked}
-    assert all(c["can_pick_up"] == "" for c in cards)
+    queue = await val.get(QueueState)
+    assert {c["id"] for c in queue.cards} == {ids.nw_escalated, ids.nw_parked}
+    # The page shows Pick up only where `can_work` (false for viewers) and the card is not theirs.
+    assert not queue.can_work
     await val.fire(HandoffState, "load", path=f"/handoffs/{ids.nw_escalated}")
     handoff = await val.get(HandoffState)
     assert handoff.found and not handoff.can_pick_up
 
 
-async def test_only_workers_are_linked_to_their_own_accounts_live_room(browser, world, ids):
-    expected = {
-        "val": "",
-        "alex": room_token(world.northwind.id),
-        "riley": room_token(world.northwind.id),
-        "casey": room_token(world.contoso.id),
-    }
-    for name, room in expected.items():
+def _own_rooms(user, *, queue: bool = False) -> set[str]:
+    rooms = {user_room(user.id)}
+    if queue:
+        rooms.add(QueueScope(user.account_id, user.team_id).room)
+    return rooms
+
+
+async def test_only_workers_follow_live_rooms_and_only_their_own(browser, world, ids):
+    for name in ["val", "alex", "riley", "casey"]:
+        user = world.users[name]
         tab = await signed_in_tab(browser, world, name)
         await tab.fire(QueueState, "load", path="/escalations")
-        assert await tab.live_room() == room, name
-    # Another account's handoff page never links to that account's room.
+        await tab.fire(BellState, "load", path="/escalations")
+        assert tab.live_rooms() == (set() if name == "val" else _own_rooms(user, queue=True)), name
+        # Another page leaves the queue's room; the bell stays live.
+        await tab.fire(BellState, "load", path="/sessions")
+        assert tab.live_rooms() == (set() if name == "val" else _own_rooms(user)), name
+
+    # Another account's handoff page never follows that handoff.
     casey = await signed_in_tab(browser, world, "casey")
     await casey.fire(HandoffState, "load", path=f"/handoffs/{ids.nw_escalated}")
-    assert await casey.live_room() != room_token(world.northwind.id)
+    await casey.fire(BellState, "load", path=f"/handoffs/{ids.nw_escalated}")
+    assert casey.live_rooms() == _own_rooms(world.users["casey"])
+    riley = await signed_in_tab(browser, world, "riley")
+    await riley.fire(HandoffState, "load", path=f"/handoffs/{ids.nw_escalated}")
+    await riley.fire(BellState, "load", path=f"/handoffs/{ids.nw_escalated}")
+    assert riley.live_rooms() == _own_rooms(world.users["riley"]) | {handoff_room(ids.nw_escalated)}
+
+    await riley.fire(AppState, "sign_out", path=f"/handoffs/{ids.nw_escalated}")
+    assert riley.live_rooms() == set()
+
+
+async def _queue_tab(browser, world, name: str) -> Tab:
+    tab = await signed_in_tab(browser, world, name)
+    await tab.fire(QueueState, "load", path="/escalations")
+    assert tab.live_rooms(), name
+    return tab
+
+
+async def _push_created(browser, world, ids) -> None:
+    registered = RegistrationContext.set(browser.registry)
+    try:
+        await realtime.hub.deliver(
+            {"account_id": world.northwind.id, "kind": "created", "handoff_id": ids.nw_escalated}
+        )
+    finally:
+        RegistrationContext.reset(registered)
+
+
+async def test_the_live_push_drops_tabs_whose_sign_in_ended(browser, world, ids):
+    """A tab that sends nothing keeps no feed after its sign-in ends elsewhere."""
+    signed_out, deactivated, demoted, moved, staying = [
+        await _queue_tab(browser, world, name) for name in ["riley", "sam", "alex", "morgan", "riley"]
+    ]
+    # Tabs on other pages follow only their bell; a new escalation's bell push checks them too.
+    bell_only = {}
+    for name in ["sam", "riley"]:
+        tab = await signed_in_tab(browser, world, name)
+        await tab.fire(BellState, "load", path="/sessions")
+        assert tab.live_rooms() == _own_rooms(world.users[name]), name
+        bell_only[name] = tab
+    # Signed out from another tab holding the same cookie: this socket is not told.
+    end_token = (await signed_out.get(AppState)).auth_token
+
+    def end_and_change(db):
+        end_auth_session(db=db, token=end_token)
+        sam = db.get(User, ids.users["sam"])
+        sam.is_active = False
+        alex = db.get(User, ids.users["alex"])
+        alex.account_role = "viewer"
+        other_team = Team(account_id=world.northwind.id, name="Projects")
+        db.add(other_team)
+        db.flush()
+        morgan = db.get(User, ids.users["morgan"])
+        morgan.team_id = other_team.id
+        db.add_all([sam, alex, morgan])
+        db.commit()
+
+    with session_scope() as db:
+        end_and_change(db)
+    await _push_created(browser, world, ids)
+    for tab in (signed_out, deactivated, demoted, moved, bell_only["sam"]):
+        assert tab.live_rooms() == set()
+    assert staying.live_rooms() == _own_rooms(world.users["riley"], queue=True)
+    assert bell_only["riley"].live_rooms() == _own_rooms(world.users["riley"])
 
 
 # --------------------------------------------------------------------------- another account's ids
@@ -758,6 +834,7 @@ async def test_senior_picks_up_from_the_queue(browser, world, ids, read, side_ef
     assert row.claimed_by_id == ids.users["riley"]
     assert read(lambda db: db.get(SupportSession, row.session_id)).status == "active"
     assert [str(h.id) for h in side_effects.claimed] == [ids.nw_escalated]
+    await riley.fire(QueueState, "load", path="/escalations")
     assert ids.nw_escalated not in {c["id"] for c in (await riley.get(QueueState)).cards}
 
     await riley.fire(HandoffState, "load", path=f"/handoffs/{ids.nw_escalated}")
