@@ -30,7 +30,7 @@ class Settings(BaseSettings):
 
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    escalation_ai_model: str = "claude-sonnet-4-5"
+    escalation_ai_model: str = "claude-sonnet-5-5"
     escalation_ai_assessment_timeout_seconds: float = 30.0
 
     frontend_url: str = "http://localhost:3000"
