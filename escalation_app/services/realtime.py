@@ -32,7 +32,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -309,10 +309,15 @@ async def publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> No
     try:
         if _publisher is None:
             _publisher = _redis() or False
-        if _publisher is False:
-            await hub.deliver(signal)
-        else:
+        if _publisher is not False:
             await _publisher.publish(CHANNEL, json.dumps(signal))
+            return
+    except Exception:
+        logger.exception(
+            "live update %s for handoff %s: Redis publish failed; this worker's tabs only", kind, handoff_id
+        )
+    try:
+        await hub.deliver(signal)
     except Exception:
         logger.exception("live update %s for handoff %s failed", kind, handoff_id)
 
@@ -343,8 +348,3 @@ async def run_relay() -> None:
         except Exception:
             logger.exception("live relay lost Redis; reconnecting")
             await asyncio.sleep(1)
-
-
-def follows(sids: Iterable[str]) -> dict[str, _Tab]:
-    """What each of these tabs follows in this worker (for tests and the bench)."""
-    return {sid: hub.tabs[sid] for sid in sids if sid in hub.tabs}
