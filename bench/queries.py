@@ -1,4 +1,5 @@
-"""(d) Queries at scale: the queue and the history page with 10k / 100k handoffs in one account."""
+"""(d) Queries at scale: the queue, the history page and history search with 10k / 100k handoffs
+in one account."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from bench.seed import BenchData
 from bench.stats import summary
 
 QUEUE_UNCLAIMED = 150  # unclaimed cards in the account's queue (the rest are history)
+# History searches (`q`), page 1. Bulk summaries are "Bulk problem <n>" and notes "Bulk notes
+# for session <id>", so "problem 77" is in ~1.1% of summaries (77, 770-779, 7700-7799, ...),
+# "zebra crossing" is in none and "bulk" is in (nearly) every one: the worst case, where the
+# exact count has to read every row.
+SEARCHES = (("some", "problem 77"), ("none", "zebra crossing"), ("every", "bulk"))
 
 
 def bulk_insert(data: BenchData, total: int) -> None:
@@ -107,8 +113,14 @@ def _explain_calls(data: BenchData, fn) -> list[dict]:
             out.append(
                 {
                     "sql": " ".join(statement.split())[:300],
+                    # "Index Scan using ix", "Index Only Scan using ix", "Bitmap Index Scan on ix".
                     "index_scans": sorted(
                         {ln.strip().split(" using ")[1].split(" ")[0] for ln in lines if " using " in ln}
+                        | {
+                            ln.split("Bitmap Index Scan on ")[1].split(" ")[0]
+                            for ln in lines
+                            if "Bitmap Index Scan on " in ln
+                        }
                     ),
                     "seq_scan_on_handoff": "Seq Scan on session_handoff" in plan,
                     "execution_ms": next(
@@ -156,7 +168,19 @@ def run_queries(data: BenchData, sizes: list[int], runs: int) -> list[dict]:
                     return history_rules.list_history(
                         db=db, actor=manager, filters=history_rules.HistoryFilters(page=(size // 50) // 2)
                     )
+
+            def searcher(q: str):
+                def history_search():
+                    with session_scope(data.engine) as db:
+                        return history_rules.list_history(
+                            db=db, actor=manager, filters=history_rules.HistoryFilters(q=q)
+                        )
+
+                return history_search
+
+            searches = {name: (q, searcher(q)) for name, q in SEARCHES}
         else:
+            searches = {}
 
             def _hist(offset: int):
                 with data.engine.connect() as conn:
@@ -190,9 +214,20 @@ def run_queries(data: BenchData, sizes: list[int], runs: int) -> list[dict]:
         # EXPLAIN (ANALYZE) exactly the SQL each one sends.
         row["explain_queue"] = _explain_calls(data, queue)
         row["explain_history"] = _explain_calls(data, history)
+        row["history_search"] = []
+        for name, (q, search) in searches.items():
+            row["history_search"].append(
+                {"name": name, "q": q, "matches": search().total, "timing": summary(_time(search, runs))}
+            )
+            row[f"explain_search_{name}"] = _explain_calls(data, search)
         log(
             f"(d) {size}: queue p50 {row['queue']['p50_ms']} p95 {row['queue']['p95_ms']} ms; "
-            f"history p50 {row['history_page1']['p50_ms']} p95 {row['history_page1']['p95_ms']} ms"
+            f"history p50 {row['history_page1']['p50_ms']} p95 {row['history_page1']['p95_ms']} ms; "
+            + "; ".join(
+                f"search {s['q']!r} ({s['matches']} matches) p50 {s['timing']['p50_ms']} "
+                f"p95 {s['timing']['p95_ms']} ms"
+                for s in row["history_search"]
+            )
         )
         results.append(row)
     return results

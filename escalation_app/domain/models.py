@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, text
+from sqlalchemy import Column, Index, column, func, text
 from sqlmodel import Field, SQLModel
 
 from escalation_app.domain.types import JSONDoc, UTCDateTime, utcnow
@@ -105,7 +105,19 @@ class User(SQLModel, table=True):
 
 class SupportSession(SQLModel, table=True):
     __tablename__ = "support_session"
-    __table_args__ = (Index("ix_support_session_owner_updated", "owner_id", "updated_at"),)
+    __table_args__ = (
+        Index("ix_support_session_owner_updated", "owner_id", "updated_at"),
+        # History search by problem summary: `lower(problem_summary) LIKE '%text%'` (domain.history).
+        # A pg_trgm GIN index, PostgreSQL only (migration 0005): SQLite has no trigram index and
+        # a B-tree cannot serve a substring match. Alembic compares expression indexes on
+        # PostgreSQL and skips them on SQLite, where this one never exists.
+        Index(
+            "ix_support_session_summary_trgm",
+            func.lower(column("problem_summary")).label("summary_lower"),
+            postgresql_using="gin",
+            postgresql_ops={"summary_lower": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
@@ -155,6 +167,13 @@ class SessionHandoff(SQLModel, table=True):
         Index("ix_handoff_session_created", "session_id", "created_at"),
         # Analytics: an account's claims in a time window (time-to-claim series, top claimers).
         Index("ix_handoff_account_claimed", "account_id", "claimed_at"),
+        # History search by the engineer's notes (as ix_support_session_summary_trgm).
+        Index(
+            "ix_handoff_notes_trgm",
+            func.lower(column("engineer_notes")).label("notes_lower"),
+            postgresql_using="gin",
+            postgresql_ops={"notes_lower": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

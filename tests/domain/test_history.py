@@ -217,6 +217,54 @@ def test_free_text_search_in_summary_and_notes(world, data):
     assert found("nothing like this") == set()
 
 
+@pytest.mark.parametrize("broad", [False, True], ids=["index-lookups", "one-pass"])
+def test_search_finds_the_same_rows_whichever_way_it_runs(world, data, monkeypatch, broad):
+    # A search runs as trigram-index lookups ("narrow") or as one pass over the joined rows
+    # ("broad": most summaries match); both must find exactly the same handoffs.
+    monkeypatch.setattr(history, "_search_is_broad", lambda db, actor, pattern: broad)
+    backslash = add_handoff(
+        world, "alex", T0 + timedelta(days=1, hours=1), summary=r"Share C:\temp_1 is out of space"
+    )
+
+    def found(q: str, name: str = "morgan", **kwargs) -> set[str]:
+        page = list_history(db=world.db, actor=world.actor(name), filters=HistoryFilters(q=q, **kwargs))
+        assert page.total == len(page.rows)
+        return set(ids_of(page))
+
+    assert found("vpn") == found("VpN") == {data["a"], data["f"]}  # summary, any case
+    assert found("FORWARDERS on") == {data["d"]}  # notes, any case
+    assert found("o") == {data[k] for k in "abcdefg"} | {backslash}  # in every summary
+    # LIKE wildcards and the escape character are literal text.
+    assert found("100%") == found("%") == {data["b"]}
+    assert found("_") == found("p_1") == found("\\") == found(r"C:\temp") == {backslash}
+    assert found("c:%temp") == found("temp%1") == set()
+    # Search narrows together with the other filters and the actor's scope.
+    assert found("vpn", claimed="claimed") == {data["f"]}
+    assert found("o", "sam") == {data[k] for k in "beg"}
+    assert found("vpn", "casey") == {data["c1"]}
+    # Pages and the CSV export read the same matches.
+    actor = world.actor("riley")
+    pages = [
+        list_history(db=world.db, actor=actor, filters=HistoryFilters(q="o", page=n), page_size=3)
+        for n in (1, 2, 3)
+    ]
+    assert [(p.total, p.page_count) for p in pages] == [(8, 3)] * 3
+    assert [len(p.rows) for p in pages] == [3, 3, 2]
+    newest_first = [data[k] for k in "gfedc"] + [backslash, data["b"], data["a"]]
+    assert [row_id for p in pages for row_id in ids_of(p)] == newest_first
+    text = export_history_csv(db=world.db, actor=actor, filters=HistoryFilters(q="vpn"))
+    assert [r[1] for r in list(csv.reader(io.StringIO(text)))[1:]] == [data["f"], data["a"]]
+
+
+def test_a_search_is_broad_when_most_recent_summaries_match(world, data):
+    def broad(q: str, name: str = "riley") -> bool:
+        return history._search_is_broad(world.db, world.actor(name), history._like_pattern(q))
+
+    assert broad("o") and broad("O")  # every Northwind summary
+    assert not broad("vpn") and not broad("nothing like this")
+    assert broad("vpn", "casey")  # Contoso's only handoff
+
+
 def test_pagination_pages_totals_and_stable_order(world, data):
     # Two more handoffs at exactly the same moment as g: ties still page consistently.
     tied = {add_handoff(world, "alex", T0 + timedelta(days=6)) for _ in range(2)}
