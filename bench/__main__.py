@@ -127,7 +127,8 @@ async def arrival_series(server, data, db_url, ns, rounds, label, mem: dict, pys
                 floor_rows.append(frow)
                 row["floor"] = frow
                 for key in ("card_from_commit", "bell_from_commit"):
-                    f50, f95 = frow["from_commit"]["p50_ms"], frow["from_commit"]["p95_ms"]
+                    # Like for like: both from a timestamp taken before the transaction's INSERT.
+                    f50, f95 = frow["from_stamp"]["p50_ms"], frow["from_stamp"]["p95_ms"]
                     ok = row[key]["n"] > 0
                     row[f"{key}_ratio_p50"] = round(row[key]["p50_ms"] / f50, 1) if f50 and ok else None
                     row[f"{key}_ratio_p95"] = round(row[key]["p95_ms"] / f95, 1) if f95 and ok else None

@@ -2,8 +2,10 @@
 
 Served by granian (the ASGI server Reflex itself runs on) as `bench.floor:app`, with
 BENCH_FLOOR_DSN set; the bench starts it and kills its process group. A client that
-emits `go` {"size": S} makes the server insert a row, commit, take the commit time,
-and broadcast {"t_commit", "pad"} (about S bytes of JSON) to every other client. This
+emits `go` {"size": S} makes the server take a timestamp, insert a row, commit, take
+the commit time, and broadcast {"t_stamp", "t_commit", "pad"} (about S bytes of JSON) to
+every other client. `t_stamp` is taken where the app stamps a handoff's `created_at`
+(inside the transaction, before its INSERT), so latencies from it compare like for like. This
 is the best this machine can do for "commit, then tell N websocket tabs": the same
 PostgreSQL, socket.io protocol, ASGI server and client stack as the app, and no state
 machinery.
@@ -43,11 +45,17 @@ async def connect(sid, environ, auth=None):
 @sio.event
 async def go(sid, data):
     c = await _db()
+    t_stamp = time.time()
     async with c.cursor() as cur:
         await cur.execute("INSERT INTO bench_floor (note) VALUES (%s)", ("arrival",))
     await c.commit()
     t_commit = time.time()
     size = int(data.get("size", 100))
-    payload = {"t_commit": t_commit, "round": data.get("round"), "pad": "x" * max(0, size - 60)}
+    payload = {
+        "t_stamp": t_stamp,
+        "t_commit": t_commit,
+        "round": data.get("round"),
+        "pad": "x" * max(0, size - 80),
+    }
     await sio.emit("update", payload, room="all", skip_sid=sid)
-    return t_commit
+    return {"t_stamp": t_stamp, "t_commit": t_commit}

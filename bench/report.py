@@ -32,8 +32,8 @@ def write_report(r: dict, path: Path) -> None:
         "",
         "The app runs as `reflex run --env prod --backend-only` (granian) from a copy of the project, on a fresh "
         "PostgreSQL database (migrated, demo data). Tabs are python-socketio clients speaking Reflex's wire "
-        "protocol (hydrate in the connect auth, sign-in cookie as a client-storage var, `QueueState.refresh` sent "
-        "on every room version change as the page's hook does). Clients and server share the 2 cores.",
+        "protocol (hydrate in the connect auth, sign-in cookie as a client-storage var; queue cards and the bell "
+        "arrive pushed and a queue tab sends nothing back, as in the browser). Clients and server share the 2 cores.",
         "",
     ]
 
@@ -47,25 +47,34 @@ def write_report(r: dict, path: Path) -> None:
             "",
             "Up to the configured rounds per N (see the rounds column: a time budget per N stops early, never "
             "before the minimum), one escalation per round (sent by an engineer tab "
-            "through `SessionDetailState.escalate`). Latency from the handoff's commit (`created_at`, read back "
-            "from the database) to each tab receiving: **room** = the AccountRoom version delta, **card** = the "
-            "queue delta holding the new card (after the tab's refresh round trip). **floor** = bare python-socketio "
-            "on granian: insert + commit on the same PostgreSQL, then broadcast a payload the size of the card delta "
-            "to N clients (same client stack). ms.",
+            "through `SessionDetailState.escalate`). Latency from the handoff's `created_at` (read back from the "
+            "database; stamped inside the transaction before its INSERTs, so the INSERTs and the COMMIT's fsync, "
+            "measured at 5 to 15 ms here, count against the app) to each tab receiving: **card** = the queue delta "
+            "holding the new card (pushed: one "
+            "queue read per team, one packet encoded once for the team's room), **bell** = the bell delta listing "
+            "the new notification (pushed: one bell read per notified user, sent to that user's tabs). "
+            "**floor** = bare python-socketio "
+            "on granian: timestamp, INSERT + COMMIT on the same PostgreSQL, then broadcast a payload the size of "
+            "the card delta to N clients (same client stack), timed from its timestamp like the app's (ratios use "
+            "this); **floor after COMMIT** = the same broadcast timed from the end of its COMMIT. ms.",
             "",
-            "| N | rounds | room p50 | room p95 | room max | card p50 | card p95 | card max | floor p50 | floor p95 | floor max "
-            "| card/floor p50 | card/floor p95 | room/floor p95 | slowest tab (median round) | messages per tab per round | missed |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| N | rounds | card p50 | card p95 | card max | floor p50 | floor p95 | floor max "
+            "| card/floor p50 | card/floor p95 | floor after COMMIT p50 | floor after COMMIT p95 "
+            "| bell p50 | bell p95 | bell max | slowest tab (median round) | messages per tab per round | missed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+            "| --- | --- |",
         ]
         for row in rows:
             if row.get("skipped"):
-                out.append(f"| {row['n']} | skipped: {row['skipped']} |" + " |" * 15)
+                out.append(f"| {row['n']} | skipped: {row['skipped']} |" + " |" * 17)
                 continue
-            f = row.get("floor", {}).get("from_commit")
+            floor_row = row.get("floor", {})
+            f, fc = floor_row.get("from_stamp"), floor_row.get("from_commit") or {}
             out.append(
-                f"| {row['n']} | {row['rounds']} | {_t(row['room_from_commit'])} | {_t(row['card_from_commit'])} | {_t(f)} | "
+                f"| {row['n']} | {row['rounds']} | {_t(row['card_from_commit'])} | {_t(f)} | "
                 f"{_x(row.get('card_from_commit_ratio_p50'))} | {_x(row.get('card_from_commit_ratio_p95'))} | "
-                f"{_x(row.get('room_from_commit_ratio_p95'))} | {row['median_round_slowest_tab_ms']} | "
+                f"{fc.get('p50_ms', '—')} | {fc.get('p95_ms', '—')} | "
+                f"{_t(row['bell_from_commit'])} | {row['median_round_slowest_tab_ms']} | "
                 f"{row.get('messages_per_tab_per_round')} | {row['missed']} |"
             )
         out += [
@@ -73,13 +82,13 @@ def write_report(r: dict, path: Path) -> None:
             "Measured from the moment the escalate event left the engineer's tab instead (includes the escalate "
             "handler and its transaction), and message sizes:",
             "",
-            "| N | room p50 | room p95 | room max | card p50 | card p95 | card max | room delta bytes | card delta bytes |",
+            "| N | card p50 | card p95 | card max | bell p50 | bell p95 | bell max | card delta bytes | bell delta bytes |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in [x for x in rows if not x.get("skipped")]:
             out.append(
-                f"| {row['n']} | {_t(row['room_from_send'])} | {_t(row['card_from_send'])} | "
-                f"{row['room_delta_bytes']} | {row['card_delta_bytes']} |"
+                f"| {row['n']} | {_t(row['card_from_send'])} | {_t(row['bell_from_send'])} | "
+                f"{row['card_delta_bytes']} | {row['bell_delta_bytes']} |"
             )
         out.append("")
 
@@ -145,9 +154,30 @@ def write_report(r: dict, path: Path) -> None:
             out.append(
                 f"| {row['handoffs']:,} | {_t(row['queue'])} | {_t(row['history_page1'])} | {_t(row['history_middle_page'])} |"
             )
+        if any(row.get("history_search") for row in q):
+            out += [
+                "",
+                "History search (`q`: case-insensitive substring of the problem summary or the notes), page 1 "
+                "with its exact count, same account and actor. Bulk summaries read `Bulk problem <n>`: "
+                "**some** is in about 1.1% of them, **none** in none, **every** in all of them (the worst "
+                "case: the exact count reads every row). ms.",
+                "",
+                "| handoffs | search | q | matches | p50 | p95 | max |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            for row in q:
+                for s in row.get("history_search", []):
+                    out.append(
+                        f"| {row['handoffs']:,} | {s['name']} | `{s['q']}` | {s['matches']:,} | {_t(s['timing'])} |"
+                    )
+        explains = (
+            "explain_queue",
+            "explain_history",
+            *[f"explain_search_{s['name']}" for s in q[-1].get("history_search", [])],
+        )
         out += ["", "EXPLAIN (ANALYZE, BUFFERS) of each SELECT the calls send:", ""]
         for row in q:
-            for name in ("explain_queue", "explain_history"):
+            for name in explains:
                 for e in row.get(name, []):
                     out.append(
                         f"- {row['handoffs']:,} · {name.removeprefix('explain_')}: "
@@ -155,7 +185,7 @@ def write_report(r: dict, path: Path) -> None:
                         f"{', **seq scan on session_handoff**' if e['seq_scan_on_handoff'] else ''} — `{e['sql'][:140]}…`"
                     )
         biggest = q[-1]
-        for name in ("explain_queue", "explain_history"):
+        for name in explains:
             for i, e in enumerate(biggest.get(name, [])):
                 out += [
                     "",

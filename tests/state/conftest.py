@@ -101,16 +101,38 @@ class Outcome:
         return json_dumps({"deltas": self.deltas, "events": [dataclasses.asdict(e) for e in self.events]})
 
 
+class RecordingSockets:
+    """The socket.io server's room calls, recorded: which sockets are in which room, what each emit reached."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, set[str]] = {}
+        self.sent: list[tuple[str, frozenset[str], dict]] = []  # (room, its sockets then, payload)
+        self.manager = SimpleNamespace(is_connected=lambda sid, namespace: True)
+
+    async def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        self.rooms.setdefault(room, set()).add(sid)
+
+    async def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        self.rooms.get(room, set()).discard(sid)
+
+    async def emit(self, event: str, data: dict, to: str, namespace: str | None = None) -> None:
+        self.sent.append((to, frozenset(self.rooms.get(to, set())), json.loads(json_dumps(data))))
+
+    def reached(self, sid: str) -> list[dict]:
+        """Every payload pushed to a room `sid` was in."""
+        return [payload for _room, sids, payload in self.sent if sid in sids]
+
+
 class Browser:
-    """Tabs sharing one in-memory state manager (so account rooms are shared too)."""
+    """Tabs sharing one in-memory state manager, and one recorded socket.io server for live rooms."""
 
     def __init__(self, db: Session):
         self.db = db
         self.manager = StateManagerMemory()
         self.tabs: list[Tab] = []
-        # No websocket server: live rooms are only recorded (`Tab.live_rooms`), not sent to.
+        self.sockets = RecordingSockets()
         self.registry = RegistrationContext.ensure_context().fork()
-        self.registry._set_app(SimpleNamespace(event_namespace=None))
+        self.registry._set_app(SimpleNamespace(event_namespace=object(), sio=self.sockets))
 
     def tab(self) -> Tab:
         tab = Tab(self)

@@ -23,6 +23,7 @@ from reflex_base.registry import RegistrationContext
 from reflex_base.utils.format import json_dumps
 from sqlmodel import SQLModel, select
 
+from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.auth import end_auth_session, start_auth_session
 from escalation_app.domain.db import session_scope
@@ -372,14 +373,78 @@ async def _queue_tab(browser, world, name: str) -> Tab:
     return tab
 
 
-async def _push_created(browser, world, ids) -> None:
+async def _deliver(browser, account_id: int, kind: str, handoff_id: str) -> None:
+    """What a worker does with a published change."""
+    # The test's own DB session must not hold SQLite's write lock while the push reads.
+    browser.db.commit()
     registered = RegistrationContext.set(browser.registry)
     try:
-        await realtime.hub.deliver(
-            {"account_id": world.northwind.id, "kind": "created", "handoff_id": ids.nw_escalated}
-        )
+        await realtime.hub.deliver({"account_id": account_id, "kind": kind, "handoff_id": handoff_id})
     finally:
         RegistrationContext.reset(registered)
+
+
+async def _push_created(browser, world, ids) -> None:
+    await _deliver(browser, world.northwind.id, "created", ids.nw_escalated)
+
+
+def _pushed(browser, tab: Tab, state_cls) -> list[dict]:
+    """The deltas for `state_cls` pushed to rooms `tab` was in."""
+    name = state_cls.get_full_name()
+    return [p["delta"][name] for p in browser.sockets.reached(tab.sid) if name in p["delta"]]
+
+
+async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, world, ids):
+    riley = await _queue_tab(browser, world, "riley")
+    casey = await _queue_tab(browser, world, "casey")
+    val = await signed_in_tab(browser, world, "val")
+    await val.fire(QueueState, "load", path="/escalations")
+    sam = await signed_in_tab(browser, world, "sam")
+    await sam.fire(BellState, "load", path="/sessions")
+    morgan = await signed_in_tab(browser, world, "morgan")
+    await morgan.fire(HandoffState, "load", path=f"/handoffs/{ids.nw_escalated}")
+
+    session_id = world.new_session("alex", summary="VPN drops every hour")
+    handoff = handoff_rules.create_handoff(
+        db=world.db,
+        actor=world.actor("alex"),
+        session_id=session_id,
+        intent="escalate",
+        notes="",
+        priority="high",
+    )
+    new_id = str(handoff.id)
+    await _deliver(browser, world.northwind.id, "created", new_id)
+
+    # Riley's queue: the team's whole queue, newest first, with the new card.
+    [queue] = _pushed(browser, riley, QueueState)
+    cards = queue["cards_rx_state_"]
+    assert cards[0]["id"] == new_id and cards[0]["summary"] == "VPN drops every hour"
+    assert {c["id"] for c in cards} >= {ids.nw_escalated, ids.nw_parked}
+    # Bells: each notified user following theirs gets it once, with the new notification on top.
+    for tab in (riley, sam):
+        [bell] = _pushed(browser, tab, BellState)
+        assert bell["items_rx_state_"][0]["title"] == "New escalation: VPN drops every hour"
+        assert bell["unread_rx_state_"] >= 1
+    # Contoso and the viewer get nothing; Morgan's open screen shows another handoff (bell only).
+    assert browser.sockets.reached(casey.sid) == []
+    assert browser.sockets.reached(val.sid) == []
+    assert _pushed(browser, morgan, HandoffState) == [] and _pushed(browser, morgan, QueueState) == []
+
+    # A claim: the card leaves the team's queue; open screens of that handoff get a tick.
+    await morgan.fire(HandoffState, "load", path=f"/handoffs/{new_id}")
+    handoff_rules.claim_handoff(db=world.db, actor=world.actor("riley"), handoff_id=new_id)
+    before = len(browser.sockets.sent)
+    await _deliver(browser, world.northwind.id, "claimed", new_id)
+    sent = {room: (sids, payload["delta"]) for room, sids, payload in browser.sockets.sent[before:]}
+    team_room = QueueScope(world.northwind.id, world.users["riley"].team_id).room
+    assert set(sent) == {team_room, handoff_room(new_id)}
+    sids, delta = sent[handoff_room(new_id)]
+    assert sids == {morgan.sid} and list(delta) == [HandoffState.get_full_name()]
+    assert list(delta[HandoffState.get_full_name()]) == ["live_tick_rx_state_"]
+    sids, delta = sent[team_room]
+    assert riley.sid in sids and casey.sid not in sids and val.sid not in sids
+    assert new_id not in {c["id"] for c in delta[QueueState.get_full_name()]["cards_rx_state_"]}
 
 
 async def test_the_live_push_drops_tabs_whose_sign_in_ended(browser, world, ids):
