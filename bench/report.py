@@ -207,6 +207,10 @@ def write_report(r: dict, path: Path) -> None:
             "| --- | --- |",
             *[f"| {k.replace('_', ' ').removesuffix(' mb')} | {v} |" for k, v in mem.items()],
             "",
+            "Reflex's single-worker state manager keeps a closed tab's state for its token expiration "
+            "(`REFLEX_REDIS_TOKEN_EXPIRATION`, 1 hour by default) so that a reconnecting tab finds it; the memory "
+            "after the tabs close is measured seconds later, before that.",
+            "",
         ]
 
     profiles = r.get("profiles") or {}
