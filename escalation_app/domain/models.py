@@ -103,20 +103,28 @@ class User(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+def _trigram_index(name: str, column_name: str) -> Index:
+    """A pg_trgm GIN index serving `lower(column) LIKE '%text%'` (history search, migration 0005).
+
+    PostgreSQL only: SQLite has no trigram index and a B-tree cannot serve a substring
+    match. Alembic compares expression indexes on PostgreSQL and skips them on SQLite,
+    where they never exist.
+    """
+    label = f"{column_name}_lower"
+    return Index(
+        name,
+        func.lower(column(column_name)).label(label),
+        postgresql_using="gin",
+        postgresql_ops={label: "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
+
+
 class SupportSession(SQLModel, table=True):
     __tablename__ = "support_session"
     __table_args__ = (
         Index("ix_support_session_owner_updated", "owner_id", "updated_at"),
-        # History search by problem summary: `lower(problem_summary) LIKE '%text%'` (domain.history).
-        # A pg_trgm GIN index, PostgreSQL only (migration 0005): SQLite has no trigram index and
-        # a B-tree cannot serve a substring match. Alembic compares expression indexes on
-        # PostgreSQL and skips them on SQLite, where this one never exists.
-        Index(
-            "ix_support_session_summary_trgm",
-            func.lower(column("problem_summary")).label("summary_lower"),
-            postgresql_using="gin",
-            postgresql_ops={"summary_lower": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
+        # History search by problem summary.
+        _trigram_index("ix_support_session_summary_trgm", "problem_summary"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -167,13 +175,8 @@ class SessionHandoff(SQLModel, table=True):
         Index("ix_handoff_session_created", "session_id", "created_at"),
         # Analytics: an account's claims in a time window (time-to-claim series, top claimers).
         Index("ix_handoff_account_claimed", "account_id", "claimed_at"),
-        # History search by the engineer's notes (as ix_support_session_summary_trgm).
-        Index(
-            "ix_handoff_notes_trgm",
-            func.lower(column("engineer_notes")).label("notes_lower"),
-            postgresql_using="gin",
-            postgresql_ops={"notes_lower": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
+        # History search by the engineer's notes.
+        _trigram_index("ix_handoff_notes_trgm", "engineer_notes"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
