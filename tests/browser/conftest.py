@@ -140,7 +140,7 @@ class Browsers:
         self.pages.append(page)
         return page
 
-    def signed_in(self, email: str, path: str = "/sessions", **context_args):
+    def signed_in(self, email: str, path: str = "/sessions", *, timeout: float = 5_000, **context_args):
         from playwright.sync_api import expect
 
         page = self.page(**context_args)
@@ -149,7 +149,7 @@ class Browsers:
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill("escalate-demo")
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=timeout)
         page.wait_for_url(at(path))
         return page
 

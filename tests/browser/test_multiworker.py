@@ -153,8 +153,11 @@ def test_arrival_crosses_workers(browser, multiworker_url, request):
     people = Browsers(browser, url)
     failed = True
     try:
+        # The first sign-ins meet workers that have just started (the suite's other servers and
+        # browsers still busy the machine): give them longer than the usual 5 s.
         seniors = [
-            people.signed_in("riley@northwind.example", "/escalations") for _ in range(SENIOR_TABS // 2)
+            people.signed_in("riley@northwind.example", "/escalations", timeout=20_000)
+            for _ in range(SENIOR_TABS // 2)
         ]
         seniors += [
             people.signed_in("morgan@northwind.example", "/escalations") for _ in range(SENIOR_TABS // 2)
