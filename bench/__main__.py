@@ -1,6 +1,6 @@
 """`python -m bench`: run every part and write bench/REPORT.md and bench/report.json.
 
-Environment overrides (defaults keep `make bench` under ~15 minutes on 2 cores):
+Environment overrides (the defaults take about 5 minutes on 2 cores):
   BENCH_PARTS=a,b,c,d,e          which parts to run
   BENCH_N=1,10,50,100,200        (a) tab counts            BENCH_ROUNDS=30  rounds per N
   BENCH_REDIS=1                  (a) also on 2 workers + Redis (0 to skip)
