@@ -217,14 +217,22 @@ class LiveHub:
         kind = signal["kind"]
         handoff_id = str(signal["handoff_id"])
         self.prune()
+        pushes: list[tuple[Any, tuple]] = []
         if kind in QUEUE_KINDS:
-            for scope, sids in self._scopes_of(account_id).items():
-                await self._push_queue(scope, sids)
+            pushes += [
+                (self._push_queue, (scope, sids)) for scope, sids in self._scopes_of(account_id).items()
+            ]
         if kind in (CLAIMED, ASSESSED):
             tick = {HandoffState.get_full_name(): {field("live_tick"): next(_ticks)}}
-            await self._emit(handoff_room(handoff_id), tick)
+            pushes.append((self._emit, (handoff_room(handoff_id), tick)))
         if kind == CREATED:
-            await self._push_bells(account_id, handoff_id)
+            pushes.append((self._push_bells, (account_id, handoff_id)))
+        # In order, and one failing (a team's read, say) does not keep the others back.
+        for push, args in pushes:
+            try:
+                await push(*args)
+            except Exception:
+                logger.exception("live %s push for handoff %s failed", kind, handoff_id)
 
     async def _drop_unless(self, digests: dict[str, str], allowed) -> None:
         for sid, digest in digests.items():

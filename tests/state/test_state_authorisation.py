@@ -447,6 +447,19 @@ async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, 
     assert new_id not in {c["id"] for c in delta[QueueState.get_full_name()]["cards_rx_state_"]}
 
 
+async def test_a_failed_queue_push_is_logged_and_the_bells_still_go(browser, world, ids, monkeypatch, caplog):
+    riley = await _queue_tab(browser, world, "riley")
+
+    def database_down(*_args):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(realtime, "_read_queue", database_down)
+    await _push_created(browser, world, ids)
+    assert _pushed(browser, riley, QueueState) == []
+    assert len(_pushed(browser, riley, BellState)) == 1
+    assert "live created push for handoff" in caplog.text and "database unavailable" in caplog.text
+
+
 async def test_the_live_push_drops_tabs_whose_sign_in_ended(browser, world, ids):
     """A tab that sends nothing keeps no feed after its sign-in ends elsewhere."""
     signed_out, deactivated, demoted, moved, staying = [
