@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "escalation-desk:live"
 CREATED, CLAIMED, ASSESSED = "created", "claimed", "assessed"
 QUEUE_KINDS = {CREATED, CLAIMED}
+PUSH_WAIT_SECONDS = 5.0
 NAMESPACE = "/_event"
 EVENT = "event"
 # A fresh value per tick, so the page's effect keyed on it fires (the backend copy stays 0).
@@ -243,7 +244,7 @@ class LiveHub:
     async def _push_queue(self, scope: QueueScope, sids: list[str]) -> None:
         from escalation_app.state.queue import QueueState, card_view
 
-        async with self._queue_locks[scope]:
+        async with _in_turn(self._queue_locks[scope], scope.room):
             digests = {sid: self.tabs[sid].digest for sid in sids if sid in self.tabs}
             members, cards = await asyncio.to_thread(_read_queue, scope, set(digests.values()))
             await self._drop_unless(digests, lambda d: d in members and members[d] == scope.team_id)
@@ -261,7 +262,7 @@ class LiveHub:
         for user_id in await asyncio.to_thread(_notified, account_id, handoff_id):
             if user_id not in followed:
                 continue
-            async with self._bell_locks[user_id]:
+            async with _in_turn(self._bell_locks[user_id], user_room(user_id)):
                 digests = {sid: self.tabs[sid].digest for sid in followed[user_id] if sid in self.tabs}
                 allowed, bell = await asyncio.to_thread(
                     _read_user_bell, account_id, user_id, set(digests.values())
@@ -270,6 +271,25 @@ class LiveHub:
                 if bell is not None:
                     view = {field(name): value for name, value in bell.items()}
                     await self._emit(user_room(user_id), {BellState.get_full_name(): view})
+
+
+@asynccontextmanager
+async def _in_turn(lock: asyncio.Lock, room: str) -> AsyncIterator[None]:
+    """Take a room's lock for a push, but never wait on it forever.
+
+    A tab's read holds it only until its delta is on the socket (milliseconds); should
+    one ever hold it longer, the push goes ahead unordered rather than stall the room.
+    """
+    try:
+        await asyncio.wait_for(lock.acquire(), PUSH_WAIT_SECONDS)
+    except TimeoutError:
+        logger.warning("live push to %s went ahead without waiting for its lock", room)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _read_queue(scope: QueueScope, digests: set[str]) -> tuple[dict[str, int | None], list[QueueCard]]:

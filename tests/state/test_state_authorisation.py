@@ -988,3 +988,13 @@ async def test_admin_manages_users(browser, world, ids, read):
     assert outcome.successes == ["User added"]
     added = read(lambda db: db.exec(select(User).where(User.email == "eve@northwind.example")).one())
     assert (added.account_id, added.account_role) == (world.northwind.id, "engineer")
+
+
+async def test_a_push_never_waits_forever_on_a_held_room_lock(browser, world, ids, monkeypatch, caplog):
+    riley = await _queue_tab(browser, world, "riley")
+    monkeypatch.setattr(realtime, "PUSH_WAIT_SECONDS", 0.2)
+    scope = QueueScope(world.northwind.id, world.users["riley"].team_id)
+    async with realtime.hub.queue_lock(scope):
+        await _push_created(browser, world, ids)
+    assert len(_pushed(browser, riley, QueueState)) == 1
+    assert f"live push to {scope.room} went ahead without waiting for its lock" in caplog.text
