@@ -25,19 +25,10 @@ import urllib.request
 import socketio
 from sqlalchemy import text
 
-from bench.client import BELL, ESCALATE, QUEUE, Msg, ReflexTab, close_tabs, open_tabs
+from bench.client import BELL, ESCALATE, QUEUE, Msg, ReflexTab, close_tabs, open_tabs, quiet
 from bench.infra import ROOT, free_port, log
 from bench.seed import BenchData
 from bench.stats import median, summary
-
-
-async def _quiet(tabs, quiet: float, limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        last = max((t.last_t for t in tabs), default=0)
-        if time.time() - last >= quiet:
-            return
-        await asyncio.sleep(quiet / 3)
 
 
 def _commit_time(data: BenchData, session_id: int) -> float | None:
@@ -95,7 +86,7 @@ class AppArrival:
             self.engineer = ReflexTab(self.url, self.data.engineer.token, f"/sessions/{sessions[0]}")
             await self.engineer.connect()
             await self.engineer.wait_ready(60)
-        await _quiet(self.tabs, 0.3, 30)
+        await quiet(self.tabs, 0.3, 30)
         bell_commit, card_commit, bell_send, card_send = [], [], [], []
         round_max_card: list[float] = []
         bell_sizes, card_sizes = [], []
@@ -148,7 +139,7 @@ class AppArrival:
                 worst = max(worst, cm.t - t_commit)
             round_max_card.append(worst)
             await asyncio.sleep(0.05)
-            await _quiet(self.tabs, 0.3, 30)
+            await quiet(self.tabs, 0.3, 30)
             msgs_per_tab.append(sum(len(t.messages) for t in self.tabs) / n)
             await asyncio.to_thread(_retire, self.data, session_id, self.data.seniors[0].user_id)
         row = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.client import PICK_UP, Msg, close_tabs, open_tabs, redirects, toast_texts
+from bench.client import PICK_UP, Msg, close_tabs, open_tabs, quiet, redirects, toast_texts
 from bench.infra import log
 from bench.seed import BenchData
 from bench.stats import summary
@@ -71,7 +71,7 @@ async def run_claims(
                 # Let the "claimed" fan-out (every tab refreshes its queue) settle; after a
                 # timeout, wait for the late answers too, so they are not taken for the next round's.
                 await asyncio.sleep(0.05)
-                await _quiet(tabs, 1.0 if missing else 0.3, 30)
+                await quiet(tabs, 1.0 if missing else 0.3, 30)
                 msgs_per_tab.append(sum(len(t.messages) for t in tabs) / k)
         finally:
             await close_tabs(tabs)
@@ -92,13 +92,3 @@ async def run_claims(
         )
         results.append(row)
     return results
-
-
-async def _quiet(tabs, quiet: float, limit: float) -> None:
-    """Wait until no tab received anything for `quiet` seconds (at most `limit`)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        last = max((t.last_t for t in tabs), default=0)
-        if time.time() - last >= quiet:
-            return
-        await asyncio.sleep(quiet / 3)

@@ -224,3 +224,13 @@ async def open_tabs(
 
 async def close_tabs(tabs: list[ReflexTab]) -> None:
     await asyncio.gather(*(t.close() for t in tabs), return_exceptions=True)
+
+
+async def quiet(tabs: list[ReflexTab], quiet_s: float, limit: float) -> None:
+    """Wait until no tab received anything for `quiet_s` seconds (at most `limit`)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        last = max((t.last_t for t in tabs), default=0)
+        if time.time() - last >= quiet_s:
+            return
+        await asyncio.sleep(quiet_s / 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Fast bcrypt for tests; set before the settings are first read.
@@ -22,6 +23,28 @@ from escalation_app.domain.db import make_engine
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def app_uses_database(url: str) -> Iterator[str]:
+    """Point the app's own engine (`session_scope()`, settings) at `url`, and back afterwards."""
+    from escalation_app.domain.db import get_engine
+    from escalation_app.settings import get_settings
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        yield url
+    finally:
+        get_engine().dispose()
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        get_settings.cache_clear()
+        get_engine.cache_clear()
 
 
 def pg_unavailable_reason() -> str | None:

@@ -44,8 +44,8 @@ class BellState(AppState):
     """Unread count and the latest notifications of the signed-in user.
 
     Live tabs get new notifications pushed to their user's room (see
-    `services/realtime.py`); every read here of a live user's bell holds that user's
-    lock until its delta is out, so a push never lands out of order.
+    `services/realtime.py`); every read here holds the user's bell lock until its
+    delta is out, so a push never lands out of order.
     """
 
     unread: int = 0
@@ -58,11 +58,6 @@ class BellState(AppState):
 
     async def _read_and_send(self, actor: Actor, change=None):
         """Apply `change` (a domain call), re-read the bell and send it, in push order."""
-        if not actor.can_work_handoffs:
-            if change is not None:
-                await run_db(change, actor=actor)
-            await self._read(actor)
-            return
         async with realtime.hub.bell_lock(actor.id):
             if change is not None:
                 await run_db(change, actor=actor)

@@ -69,9 +69,6 @@ class QueueState(AppState):
             yield self._login_redirect()
             return
         await self._follow_live(actor, queue=True)
-        if not actor.can_work_handoffs:
-            await self._read(actor)
-            return
         async with realtime.hub.queue_lock(realtime.QueueScope(actor.account_id, actor.team_id)):
             await self._read(actor)
             yield

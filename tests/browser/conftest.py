@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import (
     IN_CI,
     ROOT,
+    app_uses_database,
     create_pg_database,
     drop_pg_database,
     migrate,
@@ -62,10 +63,9 @@ def app_database() -> Iterator[str]:
     reason = pg_unavailable_reason()
     if reason is not None and IN_CI:
         pytest.fail(f"{reason} (required under CI=true)")
-    from escalation_app.domain.db import get_engine, session_scope
+    from escalation_app.domain.db import session_scope
     from escalation_app.domain.demo_data import load_demo_data
     from escalation_app.domain.demo_history import load_demo_history
-    from escalation_app.settings import get_settings
 
     name = None
     if reason is None:
@@ -77,23 +77,13 @@ def app_database() -> Iterator[str]:
             Path(f"{db_file}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{db_file}"
     migrate(url)
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    with session_scope() as db:
-        load_demo_data(db)
-        load_demo_history(db)
     try:
-        yield url
+        with app_uses_database(url):
+            with session_scope() as db:
+                load_demo_data(db)
+                load_demo_history(db)
+            yield url
     finally:
-        get_engine().dispose()
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        get_engine.cache_clear()
         if name:
             drop_pg_database(name)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,10 +33,9 @@ from sqlmodel import Session
 
 from escalation_app import routes
 from escalation_app.domain.auth import start_auth_session
-from escalation_app.domain.db import get_engine
 from escalation_app.services import after_commit, realtime
-from escalation_app.settings import get_settings
 from escalation_app.state.base import AppState
+from tests.conftest import app_uses_database
 from tests.factories import World
 
 ORIGIN = "http://localhost:3000"
@@ -256,20 +254,8 @@ class Tab:
 @pytest.fixture
 def app_database(backend_url) -> Iterator[str]:
     """Point the app's own engine (`session_scope()`) at this backend's test database."""
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = backend_url
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    try:
+    with app_uses_database(backend_url):
         yield backend_url
-    finally:
-        get_engine().dispose()
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
-        get_settings.cache_clear()
-        get_engine.cache_clear()
 
 
 @pytest.fixture
