@@ -79,6 +79,14 @@ class _Tab:
     queue: QueueScope | None = None
     handoff_id: str = ""
 
+    def page_rooms(self) -> list[str]:
+        """The rooms of what its page shows: the team's queue, or one handoff."""
+        rooms = [self.queue.room] if self.queue is not None else []
+        return rooms + ([handoff_room(self.handoff_id)] if self.handoff_id else [])
+
+    def rooms(self) -> set[str]:
+        return {user_room(self.user_id), *self.page_rooms()}
+
 
 def handoff_room(handoff_id: str) -> str:
     return f"handoff-{handoff_id}"
@@ -105,7 +113,7 @@ class LiveHub:
 
     @staticmethod
     def _server():
-        """The socket.io server and Reflex's event namespace, or None outside a running app."""
+        """The app's socket.io server, or None where no websocket server runs."""
         from reflex_base.registry import RegistrationContext
 
         try:
@@ -149,29 +157,21 @@ class LiveHub:
         tab.digest = token_digest(token)
         if keep_page:
             return
-        if tab.queue != queue:
-            if tab.queue is not None:
-                await self._leave(sid, tab.queue.room)
-            if queue is not None:
-                await self._enter(sid, queue.room)
-            tab.queue = queue
-        if tab.handoff_id != handoff_id:
-            if tab.handoff_id:
-                await self._leave(sid, handoff_room(tab.handoff_id))
-            if handoff_id:
-                await self._enter(sid, handoff_room(handoff_id))
-            tab.handoff_id = handoff_id
+        before = set(tab.page_rooms())
+        tab.queue, tab.handoff_id = queue, handoff_id
+        after = set(tab.page_rooms())
+        for room in before - after:
+            await self._leave(sid, room)
+        for room in after - before:
+            await self._enter(sid, room)
 
     async def forget(self, sid: str) -> None:
         """This tab follows nothing any more (signed out, or no longer allowed the feed)."""
         tab = self.tabs.pop(sid, None)
         if tab is None:
             return
-        await self._leave(sid, user_room(tab.user_id))
-        if tab.queue is not None:
-            await self._leave(sid, tab.queue.room)
-        if tab.handoff_id:
-            await self._leave(sid, handoff_room(tab.handoff_id))
+        for room in tab.rooms():
+            await self._leave(sid, room)
 
     def prune(self) -> None:
         """Drop tabs whose socket has gone (socket.io has already taken them out of the rooms)."""

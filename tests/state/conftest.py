@@ -33,7 +33,7 @@ from sqlmodel import Session
 
 from escalation_app import routes
 from escalation_app.domain.auth import start_auth_session
-from escalation_app.services import after_commit, realtime
+from escalation_app.services import after_commit
 from escalation_app.state.base import AppState
 from tests.conftest import app_uses_database
 from tests.factories import World
@@ -239,16 +239,8 @@ class Tab:
         return (await self.root()).dict()
 
     def live_rooms(self) -> set[str]:
-        """The live rooms this tab's socket follows (empty when none)."""
-        tab = realtime.hub.tabs.get(self.sid)
-        if tab is None:
-            return set()
-        rooms = {realtime.user_room(tab.user_id)}
-        if tab.queue is not None:
-            rooms.add(tab.queue.room)
-        if tab.handoff_id:
-            rooms.add(realtime.handoff_room(tab.handoff_id))
-        return rooms
+        """The socket.io rooms this tab's socket is in (empty when none)."""
+        return {room for room, sids in self.browser.sockets.rooms.items() if self.sid in sids}
 
 
 @pytest.fixture
