@@ -30,6 +30,7 @@ from escalation_app.domain.psa import (
     ticket_number,
     validate_psa_url,
 )
+from escalation_app.infra import secrets as key_store
 from tests.factories import World
 from tests.fakes.smtp import app_settings
 
@@ -296,7 +297,7 @@ def test_tenant_is_optional_for_halopsa(world):
 
 
 def test_without_a_key_postgresql_refuses_and_sqlite_uses_a_generated_key_file(world, tmp_path, monkeypatch):
-    monkeypatch.setattr(psa, "PSA_KEY_FILE", tmp_path / ".psa-key")
+    monkeypatch.setattr(key_store, "PSA_KEY_FILE", tmp_path / ".psa-key")
     # The app's DATABASE_URL decides: a PostgreSQL deployment (maybe several servers)
     # must configure the key; the SQLite laptop default generates one.
     with (
@@ -305,11 +306,11 @@ def test_without_a_key_postgresql_refuses_and_sqlite_uses_a_generated_key_file(w
     ):
         save_cw(world)
     assert row(world) is None
-    assert not psa.PSA_KEY_FILE.exists()
+    assert not key_store.PSA_KEY_FILE.exists()
 
     with app_settings(psa_encryption_key="", database_url="sqlite:///unused.db"):
         save_cw(world)
-        key_file = psa.PSA_KEY_FILE
+        key_file = key_store.PSA_KEY_FILE
         assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
         key = key_file.read_bytes().strip()
         token = row(world).psa_secret_encrypted

@@ -1,0 +1,1 @@
+"""Infrastructure the domain relies on but does not own: key files and encryption."""
