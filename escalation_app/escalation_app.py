@@ -8,7 +8,7 @@ import reflex as rx
 
 import escalation_app.pages  # noqa: F401  (registers every page)
 from escalation_app import routes
-from escalation_app.services import after_commit, notifications, psa, realtime
+from escalation_app.services import realtime, worker
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -25,10 +25,9 @@ app = rx.App(
 )
 app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Escalation Desk")
 
-# Background work that lives as long as the server: finish assessments a stop left
-# pending, and retry failed notification deliveries and PSA notes.
-app.register_lifespan_task(after_commit.assessment_sweep)
-app.register_lifespan_task(notifications.run_delivery_sweeper)
-app.register_lifespan_task(psa.run_psa_sweeper)
+# Background work that lives as long as the server: the outbox worker runs every side
+# effect of committed changes (live pushes, email, webhooks, PSA notes, AI assessments),
+# including those a stop left behind.
+app.register_lifespan_task(worker.run_worker)
 # With Redis (several workers): deliver every worker's live pushes to this worker's tabs.
 app.register_lifespan_task(realtime.run_relay)

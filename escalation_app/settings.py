@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     smtp_from: str = "Escalation Desk <escalations@localhost>"
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 10.0
+    # How long to wait for the server to accept a message after its body was sent.
+    smtp_data_timeout_seconds: float = Field(default=30.0, gt=0, le=45)
 
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None

@@ -17,13 +17,14 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from escalation_app.domain import effects
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import parse_handoff_id
@@ -434,8 +435,11 @@ def _finish_pending(db: Session, handoff_id: uuid.UUID, **values: Any) -> bool:
             col(SessionHandoff.ai_status) == AIStatus.PENDING,
         )
         .values(**values)
-        .returning(col(SessionHandoff.id))
+        .returning(col(SessionHandoff.id), col(SessionHandoff.account_id))
     ).first()
+    if finished is not None:
+        # Open handoff screens update, and the PSA note waiting for the summary goes out.
+        effects.assessment_finished(db, account_id=finished[1], handoff_id=handoff_id, now=utcnow())
     db.commit()
     return finished is not None
 
@@ -496,8 +500,8 @@ def reset_for_retry(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -
 
     Any non-viewer member of the handoff's account may retry; another account's
     handoff is NotFound. Only a failed assessment can be retried (a concurrent retry
-    that got there first makes this one InvalidInput). The caller schedules the new
-    run (`services.assessment.schedule_assessment`) after this returns.
+    that got there first makes this one InvalidInput). The new run is an outbox job of
+    this transaction.
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers cannot retry the assessment.")
@@ -511,28 +515,9 @@ def reset_for_retry(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -
     handoff.ai_status = AIStatus.PENDING
     handoff.ai_error = None
     db.add(handoff)
+    effects.assessment_requested(db, handoff, now=utcnow())
     db.commit()
     return handoff
-
-
-def list_stale_pending(*, db: Session, older_than: timedelta, limit: int = 200) -> list[uuid.UUID]:
-    """Escalations whose assessment has been pending for longer than `older_than`.
-
-    For the startup sweep: a pending row this old was left behind by a server that
-    stopped mid-assessment. Oldest first.
-    """
-    cutoff = utcnow() - older_than
-    ids = db.exec(
-        select(SessionHandoff.id)
-        .where(
-            SessionHandoff.intent == HandoffIntent.ESCALATE,
-            SessionHandoff.ai_status == AIStatus.PENDING,
-            col(SessionHandoff.created_at) <= cutoff,
-        )
-        .order_by(col(SessionHandoff.created_at))
-        .limit(limit)
-    ).all()
-    return list(ids)
 
 
 def _coerce_index(index: object) -> int:

@@ -1,205 +1,49 @@
-"""Delivery records: what was sent for a handoff (email, webhook, PSA), and how it went.
+"""What was sent for a handoff (email, webhook), read from its outbox jobs, and Retry.
 
-A record is written `queued` before anything leaves the building and then moved to
-`sent`, `failed` (with the reason, and when to try again) or `skipped`. The retry
-sweep picks up failed records that are due; `claim_for_retry` makes sure that only one
-worker retries a record even when several run the sweep.
+An email or webhook job is its own delivery record: pending (sending, or retrying
+after a failure), done (sent), failed (out of attempts, or refused) or skipped (with
+the reason). Managers read the summary on the handoff screen and can run a failed
+delivery again.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from escalation_app.domain import outbox
 from escalation_app.domain.actors import Actor
-from escalation_app.domain.errors import NotFound
+from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import parse_handoff_id
 from escalation_app.domain.integrations import WebhookChannel
-from escalation_app.domain.models import DeliveryChannel, DeliveryRecord, DeliveryStatus, SessionHandoff
-from escalation_app.domain.types import utcnow
+from escalation_app.domain.models import JobStatus, OutboxJob, SessionHandoff
 
-MAX_ATTEMPTS = 3
-# Wait before attempt 2 and attempt 3.
-RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2))
-# A record still `queued` this long after its last touch was interrupted (the process
-# died mid-send); the sweep turns it into a failure so it is retried, not stuck.
-STALE_QUEUED_AFTER = timedelta(minutes=10)
-ERROR_MAX = 1000
-KIND_ESCALATION = "escalation"
-KIND_TEST = "test"
+DELIVERY_KINDS = (outbox.JobKind.EMAIL, outbox.JobKind.WEBHOOK)
+MAX_ATTEMPTS = outbox.POLICIES[outbox.JobKind.EMAIL].max_attempts
+
+# What the screen calls each state.
+SENT, SENDING, RETRYING, FAILED, SKIPPED = "sent", "sending", "retrying", "failed", "skipped"
 
 
-def next_attempt_after(attempts: int, now: datetime) -> datetime | None:
-    """When to retry after `attempts` failed attempts, or None when out of attempts."""
-    if attempts >= MAX_ATTEMPTS:
-        return None
-    index = min(max(attempts, 1), len(RETRY_BACKOFF)) - 1
-    return now + RETRY_BACKOFF[index]
-
-
-def add_delivery(
-    db: Session,
-    *,
-    account_id: int,
-    handoff_id: uuid.UUID | None,
-    channel: DeliveryChannel | str,
-    recipient: str,
-    payload: dict,
-    kind: str = KIND_ESCALATION,
-    status: DeliveryStatus | str = DeliveryStatus.QUEUED,
-    last_error: str | None = None,
-) -> DeliveryRecord:
-    """Add (not commit) a delivery record; the caller commits a batch at once."""
-    now = utcnow()
-    record = DeliveryRecord(
-        account_id=account_id,
-        handoff_id=handoff_id,
-        channel=DeliveryChannel(channel),
-        kind=kind,
-        recipient=recipient[:500],
-        status=DeliveryStatus(status),
-        last_error=last_error[:ERROR_MAX] if last_error else None,
-        payload=payload,
-        created_at=now,
-        updated_at=now,
-    )
-    db.add(record)
-    return record
-
-
-def has_deliveries(db: Session, *, handoff_id: uuid.UUID, kind: str = KIND_ESCALATION) -> bool:
-    """Whether a handoff's notifications were already dispatched (dispatch is once only)."""
-    return (
-        db.exec(
-            select(DeliveryRecord.id).where(
-                DeliveryRecord.handoff_id == handoff_id, DeliveryRecord.kind == kind
-            )
-        ).first()
-        is not None
-    )
-
-
-def mark_sent(db: Session, record_id: int) -> None:
-    """Record a successful attempt (not committed)."""
-    now = utcnow()
-    db.exec(
-        update(DeliveryRecord)
-        .where(col(DeliveryRecord.id) == record_id)
-        .values(
-            status=DeliveryStatus.SENT,
-            attempts=DeliveryRecord.attempts + 1,
-            last_error=None,
-            next_attempt_at=None,
-            sent_at=now,
-            updated_at=now,
-        )
-    )
-
-
-def mark_failed(db: Session, record_id: int, error: str, *, retry: bool = True) -> None:
-    """Record a failed attempt and, if `retry` and attempts are left, when to retry (not committed)."""
-    record = db.get(DeliveryRecord, record_id, populate_existing=True)
-    if record is None:
-        return
-    now = utcnow()
-    record.attempts += 1
-    record.status = DeliveryStatus.FAILED
-    record.last_error = (error or "Unknown error")[:ERROR_MAX]
-    record.next_attempt_at = next_attempt_after(record.attempts, now) if retry else None
-    record.updated_at = now
-    db.add(record)
-
-
-def mark_skipped(db: Session, record_id: int, reason: str) -> None:
-    """Record that a delivery will not be made, and why (not committed)."""
-    db.exec(
-        update(DeliveryRecord)
-        .where(col(DeliveryRecord.id) == record_id)
-        .values(
-            status=DeliveryStatus.SKIPPED,
-            last_error=reason[:ERROR_MAX],
-            next_attempt_at=None,
-            updated_at=utcnow(),
-        )
-    )
-
-
-def fail_stale_queued(db: Session, *, now: datetime | None = None) -> int:
-    """Turn long-`queued` records (an interrupted send) into due failures (not committed)."""
-    now = now or utcnow()
-    result = db.exec(
-        update(DeliveryRecord)
-        .where(
-            DeliveryRecord.status == DeliveryStatus.QUEUED,
-            DeliveryRecord.kind != KIND_TEST,
-            col(DeliveryRecord.channel).in_([DeliveryChannel.EMAIL, DeliveryChannel.WEBHOOK]),
-            col(DeliveryRecord.updated_at) <= now - STALE_QUEUED_AFTER,
-        )
-        .values(
-            status=DeliveryStatus.FAILED,
-            last_error="Interrupted before it finished; will retry.",
-            next_attempt_at=now,
-            updated_at=now,
-        )
-    )
-    return result.rowcount
-
-
-def due_for_retry(
-    db: Session,
-    *,
-    now: datetime | None = None,
-    channels: tuple[DeliveryChannel, ...] = (DeliveryChannel.EMAIL, DeliveryChannel.WEBHOOK),
-    limit: int = 100,
-) -> list[DeliveryRecord]:
-    """Failed deliveries with attempts left whose retry time has come, oldest first."""
-    now = now or utcnow()
-    return list(
-        db.exec(
-            select(DeliveryRecord)
-            .where(
-                DeliveryRecord.status == DeliveryStatus.FAILED,
-                # A "Send test" post is answered on the spot, never retried.
-                DeliveryRecord.kind != KIND_TEST,
-                col(DeliveryRecord.channel).in_(list(channels)),
-                DeliveryRecord.attempts < MAX_ATTEMPTS,
-                col(DeliveryRecord.next_attempt_at).is_not(None),
-                col(DeliveryRecord.next_attempt_at) <= now,
-            )
-            .order_by(col(DeliveryRecord.next_attempt_at), col(DeliveryRecord.id))
-            .limit(limit)
-        ).all()
-    )
-
-
-def claim_for_retry(db: Session, record: DeliveryRecord) -> bool:
-    """Take a due record for retrying; False if another worker took it first.
-
-    Like a handoff claim, one conditional UPDATE decides: only the worker that still
-    sees it failed with the same attempt count moves it back to `queued`.
-    """
-    won = db.exec(
-        update(DeliveryRecord)
-        .where(
-            col(DeliveryRecord.id) == record.id,
-            DeliveryRecord.status == DeliveryStatus.FAILED,
-            DeliveryRecord.attempts == record.attempts,
-        )
-        .values(status=DeliveryStatus.QUEUED, updated_at=utcnow())
-        .returning(col(DeliveryRecord.id))
-    ).first()
-    db.commit()
-    return won is not None
+def delivery_state(job: OutboxJob) -> str:
+    """sent, sending, retrying (failed, another attempt is due), failed, or skipped."""
+    if job.status == JobStatus.DONE:
+        return SENT
+    if job.status == JobStatus.SKIPPED:
+        return SKIPPED
+    if job.status == JobStatus.FAILED:
+        return FAILED
+    return RETRYING if job.last_error else SENDING
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRow:
     """One delivery as the handoff screen lists it."""
 
+    id: int
     channel: str
     recipient: str
     status: str
@@ -207,6 +51,10 @@ class DeliveryRow:
     last_error: str | None
     sent_at: datetime | None
     updated_at: datetime
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,18 +65,13 @@ class DeliverySummary:
     email_failed: int
     email_pending: int
     email_skipped: int
-    # Channel label ("Slack", "Teams") → status of its post.
+    # Channel label ("Slack", "Teams") → state of its post.
     webhooks: dict[str, str]
     rows: list[DeliveryRow]
     text: str
 
 
-_WEBHOOK_MARK = {
-    DeliveryStatus.SENT: "✓",
-    DeliveryStatus.FAILED: "✗",
-    DeliveryStatus.QUEUED: "…",
-    DeliveryStatus.SKIPPED: "skipped",
-}
+_WEBHOOK_MARK = {SENT: "✓", FAILED: "✗", RETRYING: "✗ (retrying)", SENDING: "…", SKIPPED: "skipped"}
 
 
 def _webhook_label(recipient: str) -> str:
@@ -251,52 +94,73 @@ def _summary_text(sent: int, failed: int, pending: int, skipped: int, skip_reaso
     return "Notified: " + ", ".join(parts) if parts else "No notifications sent."
 
 
-def delivery_summary(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> DeliverySummary:
-    """What was sent for a handoff of the actor's account, e.g. "Notified: 4 by email, Slack ✓".
-
-    Another account's handoff is not found. Emails and webhook posts of the
-    escalation are counted; test posts are not part of any handoff.
-    """
+def _handoff_of(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
     handoff = db.get(SessionHandoff, parse_handoff_id(handoff_id))
     if handoff is None or handoff.account_id != actor.account_id:
         raise NotFound("Handoff not found.")
-    records = db.exec(
-        select(DeliveryRecord)
-        .where(
-            DeliveryRecord.handoff_id == handoff.id,
-            DeliveryRecord.account_id == actor.account_id,
-            DeliveryRecord.kind == KIND_ESCALATION,
+    return handoff
+
+
+def delivery_summary(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> DeliverySummary:
+    """What was sent for a handoff of the actor's account, e.g. "Notified: 4 by email, Slack ✓".
+
+    Another account's handoff is not found. A failed email that will be retried
+    counts as failed until it goes through.
+    """
+    handoff = _handoff_of(db, actor, handoff_id)
+    jobs = [
+        j for j in outbox.jobs_of_handoff(db, handoff.id, DELIVERY_KINDS) if j.account_id == actor.account_id
+    ]
+    rows = [
+        DeliveryRow(
+            id=j.id or 0,
+            channel=j.kind,
+            recipient=j.recipient,
+            status=delivery_state(j),
+            attempts=j.attempts,
+            last_error=j.last_error,
+            sent_at=j.finished_at if j.status == JobStatus.DONE else None,
+            updated_at=j.updated_at,
         )
-        .order_by(col(DeliveryRecord.channel), col(DeliveryRecord.recipient), col(DeliveryRecord.id))
-    ).all()
-    emails = [r for r in records if r.channel == DeliveryChannel.EMAIL]
+        for j in jobs
+    ]
+    emails = [r for r in rows if r.channel == outbox.JobKind.EMAIL]
 
-    def count(status: DeliveryStatus) -> int:
-        return sum(1 for r in emails if r.status == status)
+    def count(*states: str) -> int:
+        return sum(1 for r in emails if r.status in states)
 
-    skip_reason = next((r.last_error for r in emails if r.status == DeliveryStatus.SKIPPED), None)
-    webhooks = {
-        _webhook_label(r.recipient): r.status for r in records if r.channel == DeliveryChannel.WEBHOOK
-    }
-    sent, failed = count(DeliveryStatus.SENT), count(DeliveryStatus.FAILED)
-    pending, skipped = count(DeliveryStatus.QUEUED), count(DeliveryStatus.SKIPPED)
+    skip_reason = next((r.last_error for r in emails if r.status == SKIPPED), None)
+    webhooks = {_webhook_label(r.recipient): r.status for r in rows if r.channel == outbox.JobKind.WEBHOOK}
+    sent, failed = count(SENT), count(FAILED, RETRYING)
+    pending, skipped = count(SENDING), count(SKIPPED)
     return DeliverySummary(
         email_sent=sent,
         email_failed=failed,
         email_pending=pending,
         email_skipped=skipped,
         webhooks=webhooks,
-        rows=[
-            DeliveryRow(
-                channel=r.channel,
-                recipient=r.recipient,
-                status=r.status,
-                attempts=r.attempts,
-                last_error=r.last_error,
-                sent_at=r.sent_at,
-                updated_at=r.updated_at,
-            )
-            for r in records
-        ],
+        rows=rows,
         text=_summary_text(sent, failed, pending, skipped, skip_reason, webhooks),
     )
+
+
+def retry_delivery(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID, delivery_id: object) -> None:
+    """Run a failed email or webhook delivery of a handoff again ("Retry"), and commit.
+
+    Owners and admins only; another account's handoff or delivery is not found; only a
+    delivery that has given up can be retried (a second click finds it pending).
+    """
+    if not actor.is_manager:
+        raise PermissionDenied("Only owners and admins can retry deliveries.")
+    handoff = _handoff_of(db, actor, handoff_id)
+    try:
+        wanted = int(delivery_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise NotFound("Delivery not found.") from None
+    job = db.get(OutboxJob, wanted, with_for_update=True) if 0 < wanted <= 2**31 - 1 else None
+    if job is None or job.handoff_id != handoff.id or job.kind not in DELIVERY_KINDS:
+        raise NotFound("Delivery not found.")
+    if job.status != JobStatus.FAILED:
+        raise InvalidInput("Only a failed delivery can be retried.")
+    outbox.rerun(db, job)
+    db.commit()

@@ -13,7 +13,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import validation
+from escalation_app.domain import effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.models import (
@@ -119,8 +119,9 @@ def create_handoff(
 
     Validates everything first, snapshots the session, moves its status (park →
     paused, escalate → escalated), inserts the handoff and, for an escalation, the
-    in-app notification rows of its recipients. Side effects (live push, email, AI)
-    are the caller's job, after this returns.
+    in-app notification rows of its recipients, and its outbox jobs (live push; for an
+    escalation also emails, webhooks, the PSA note and the AI assessment: see
+    `domain.effects`). Nothing is sent unless this commits.
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers have read-only access.")
@@ -158,17 +159,15 @@ def create_handoff(
     # does not know to insert the handoff first.
     db.flush()
 
+    teammates: list[User] = []
     if chosen_intent == HandoffIntent.PARK:
         support_session.status = SessionStatus.PAUSED
     else:
         support_session.status = SessionStatus.ESCALATED
         support_session.escalation_reason = notes_text or None
         support_session.escalated_to_id = target.id if target else None
-        recipients = (
-            [target]
-            if target
-            else eligible_recipients(db, account_id=actor.account_id, exclude_user_id=actor.id)
-        )
+        teammates = eligible_recipients(db, account_id=actor.account_id, exclude_user_id=actor.id)
+        recipients = [target] if target else teammates
         title_prefix = "Escalated to you" if target else "New escalation"
         for recipient in recipients:
             db.add(
@@ -185,6 +184,7 @@ def create_handoff(
     support_session.handoff_count += 1
     support_session.updated_at = now
     db.add(support_session)
+    effects.handoff_created(db, handoff, recipients=teammates, now=now)
     db.commit()
     return handoff
 
@@ -212,6 +212,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     RETURNING`): the database lets one transaction change the row, and every other
     one updates nothing and then reads who won. Losers get `AlreadyClaimed` with the
     winner's name and claim time; the winner repeating the claim is a no-op success.
+    The winner's transaction also adds the claim's outbox jobs (`effects.handoff_claimed`).
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers cannot pick up handoffs.")
@@ -249,6 +250,8 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     support_session.escalated_to_id = actor.id
     support_session.updated_at = now
     db.add(support_session)
+    db.refresh(handoff)
+    effects.handoff_claimed(db, handoff, claimer_name=actor.display_name, now=now)
     db.commit()
     db.refresh(handoff)
     return ClaimResult(handoff=handoff, newly_claimed=True)
@@ -269,6 +272,32 @@ class QueueCard:
     handed_off_by_name: str
     target_user_id: int | None
     created_at: datetime
+
+
+NOTES_EXCERPT = 180
+
+
+def card_view(card: QueueCard) -> dict[str, str]:
+    """The public fields of one queue card, the same for everyone who sees that queue.
+
+    The live push sends one list to a whole team, so nothing here depends on the viewer:
+    the page hides Pick up on the viewer's own cards by comparing `by_id`.
+    """
+    notes = card.notes or ""
+    excerpt = notes if len(notes) <= NOTES_EXCERPT else notes[: NOTES_EXCERPT - 1].rstrip() + "…"
+    return {
+        "id": card.id,
+        "summary": card.problem_summary,
+        "client": card.client_name,
+        "intent": card.intent,
+        "intent_label": "Escalated" if card.intent == "escalate" else "Parked",
+        "priority": card.priority,
+        "notes": excerpt,
+        "by": card.handed_off_by_name,
+        "by_id": str(card.handed_off_by_id),
+        "created_at": card.created_at.isoformat(),
+        "href": f"/handoffs/{card.id}",
+    }
 
 
 def _queue_scope(account_id: int, team_id: int | None):

@@ -56,19 +56,6 @@ class AIStatus(StrEnum):
     NOT_NEEDED = "not_needed"
 
 
-class DeliveryChannel(StrEnum):
-    EMAIL = "email"
-    WEBHOOK = "webhook"
-    PSA = "psa"
-
-
-class DeliveryStatus(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
 def _created_at() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -218,29 +205,54 @@ class Notification(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
-class DeliveryRecord(SQLModel, table=True):
-    """One outbound delivery (an email, a webhook post, a PSA note) and its fate."""
+class JobStatus(StrEnum):
+    # Waiting for its run time (new, or retrying after a failed attempt).
+    PENDING = "pending"
+    # Taken by a worker whose lease has not run out.
+    RUNNING = "running"
+    DONE = "done"
+    # Out of attempts, or refused for good; kept, visible, and re-runnable.
+    FAILED = "failed"
+    # Nothing to do (SMTP not configured, webhook removed, handoff gone).
+    SKIPPED = "skipped"
 
-    __tablename__ = "delivery_record"
+
+class OutboxJob(SQLModel, table=True):
+    """One side effect of a committed change: written in the change's own transaction.
+
+    `domain.outbox` adds, takes (with a lease), and records the outcome of these rows;
+    `services.worker` runs them. Email and webhook jobs are also the delivery records
+    managers read on the handoff screen.
+    """
+
+    __tablename__ = "outbox_job"
     __table_args__ = (
-        Index("ix_delivery_handoff", "handoff_id"),
-        Index("ix_delivery_status_next", "status", "next_attempt_at"),
+        # Due jobs, oldest first.
+        Index("ix_outbox_due", "status", "run_at"),
+        Index("ix_outbox_handoff", "handoff_id", "kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: int = Field(foreign_key="account.id")
+    kind: str = Field(max_length=32)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
     handoff_id: uuid.UUID | None = Field(default=None, foreign_key="session_handoff.id")
-    channel: str = Field(max_length=16)
-    kind: str = Field(default="escalation", max_length=32)
-    recipient: str = Field(max_length=500)
-    status: str = Field(default=DeliveryStatus.QUEUED, max_length=16)
-    attempts: int = 0
-    last_error: str | None = Field(default=None, max_length=1000)
+    # Who or where it goes, for the delivery list ("sam@…", "slack", "ticket 123").
+    recipient: str = Field(default="", max_length=500)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSONDoc, nullable=False))
-    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # At most one job per key (e.g. one email per recipient per handoff).
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    status: str = Field(default=JobStatus.PENDING, max_length=16)
+    run_at: datetime = _created_at()
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    locked_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=1000)
+    # What the handler reports on success (e.g. the PSA note id), short.
+    result: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuthSession(SQLModel, table=True):

@@ -119,3 +119,32 @@ def notified_user_ids(*, db: Session, account_id: int, handoff_id: uuid.UUID) ->
             .order_by(col(Notification.user_id))
         ).all()
     )
+
+
+BELL_ITEMS = 15
+
+
+def bell_view(unread: int, rows: list[NotificationItem]) -> dict:
+    """The bell's vars for one user (the live push sends the same to all of that user's tabs)."""
+    return {
+        "unread": unread,
+        "items": [
+            {
+                "id": str(n.id),
+                "title": n.title,
+                "body": n.body,
+                "link": n.link,
+                "read": "yes" if n.read else "",
+                "created_at": n.created_at.isoformat(),
+            }
+            for n in rows
+        ],
+    }
+
+
+def read_bell(db: Session, actor: Actor) -> dict:
+    """One user's bell, read in one session."""
+    return bell_view(
+        unread_count(db=db, actor=actor),
+        list_notifications(db=db, actor=actor, limit=BELL_ITEMS),
+    )

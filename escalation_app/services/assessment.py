@@ -1,13 +1,13 @@
 """The AI handoff assessment: the one module that talks to Anthropic.
 
-After an escalation commits, `schedule_assessment` starts `run_assessment` as an
-app-owned background task, so the click never waits for the model. The task reads
-the session (in a worker thread), asks Claude through the official SDK for a
-structured assessment, stores it (or the reason it failed) and then tells the caller
-through `on_ready` so open handoff screens can update.
+Every escalation commits with an `assessment` outbox job; the worker runs it through
+`run_assessment_job`, so the click never waits for the model. The job reads the
+session (in a worker thread), asks Claude through the official SDK for a structured
+assessment, and stores it (or the reason it failed); storing adds the live push that
+updates open handoff screens.
 
-Nothing here raises: every failure ends as `ai_status = failed` with a short reason a
-senior can read, and is logged. Without `ANTHROPIC_API_KEY` the handoff gets a
+A model failure ends as `ai_status = failed` with a short reason a senior can read,
+and is logged; only a failure to store raises (the outbox retries the job). Without `ANTHROPIC_API_KEY` the handoff gets a
 deterministic offline summary instead (that is not a failure).
 """
 
@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import anthropic
 from sqlalchemy import Engine
@@ -31,20 +29,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from escalation_app.domain import assessments
+from escalation_app.domain import assessments, outbox
 from escalation_app.domain.assessments import Assessment, AssessmentInput, MalformedAssessment
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.handoffs import parse_handoff_id
-from escalation_app.services.tasks import spawn
 from escalation_app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-OnReady = Callable[[uuid.UUID], Awaitable[None]]
-
 TOOL_NAME = "record_assessment"
 MAX_TOKENS = 1500
-SWEEP_CONCURRENCY = 4
 
 SYSTEM_PROMPT = (
     "You are a senior engineer at a managed service provider (MSP) helping a colleague "
@@ -253,69 +247,20 @@ async def _assess_and_store(handoff_id: uuid.UUID, engine: Engine | None) -> boo
     return await asyncio.to_thread(_fail, handoff_id, engine, reason)
 
 
-async def run_assessment(
-    handoff_id: str | uuid.UUID, *, on_ready: OnReady | None = None, engine: Engine | None = None
-) -> None:
-    """Assess one escalation and store the outcome. Never raises (except cancellation).
+async def run_assessment_job(job: outbox.JobView, engine: Engine | None = None) -> str:
+    """The outbox job of one escalation's assessment: assess it and store the outcome.
 
-    `on_ready(handoff_id)` is awaited after the outcome (ready or failed) has been
-    committed, and only if this run changed the row; its errors are logged. If the
-    task is cancelled (server shutdown) the row stays pending for the startup sweep.
-    `engine` overrides the configured database (tests).
+    A failed assessment is stored as such ("AI assessment unavailable: …") and the job
+    is done; only a failure to store (the database) raises, so the job is retried.
+    Storing also adds the "assessed" live push and releases the PSA note
+    (`domain.effects.assessment_finished`).
     """
-    try:
-        hid = parse_handoff_id(handoff_id)
-        changed = await _assess_and_store(hid, engine)
-    except Exception:
-        # Usually the database: the row stays pending and the next startup sweep retries.
-        logger.exception("AI assessment of handoff %s could not be stored", handoff_id)
-        return
-    if changed and on_ready is not None:
-        try:
-            await on_ready(hid)
-        except Exception:
-            logger.exception("on_ready callback failed for handoff %s", hid)
+    if job.handoff_id is None:
+        raise outbox.JobSkipped("No handoff")
+    changed = await _assess_and_store(job.handoff_id, engine)
+    return "stored" if changed else "nothing to do"
 
 
-def schedule_assessment(
-    handoff_id: str | uuid.UUID, *, on_ready: OnReady | None = None, engine: Engine | None = None
-) -> asyncio.Task:
-    """Start `run_assessment` in the background and return at once (call after commit)."""
-    return spawn(
-        run_assessment(handoff_id, on_ready=on_ready, engine=engine),
-        name=f"ai-assessment-{handoff_id}",
-    )
-
-
-def _stale(older_than: timedelta, engine: Engine | None) -> list[uuid.UUID]:
-    with session_scope(engine) as db:
-        return assessments.list_stale_pending(db=db, older_than=older_than)
-
-
-async def sweep_stale_pending(
-    *,
-    older_than: timedelta = timedelta(seconds=60),
-    on_ready: OnReady | None = None,
-    engine: Engine | None = None,
-) -> int:
-    """Finish assessments left pending by a server that stopped; returns how many it ran.
-
-    Run once at startup. `older_than` keeps it off assessments that a live worker has
-    only just started; if one is still picked up twice, the first result to commit
-    wins and the other run changes nothing.
-    """
-    try:
-        stale = await asyncio.to_thread(_stale, older_than, engine)
-    except Exception:
-        logger.exception("could not list pending assessments")
-        return 0
-    if stale:
-        logger.info("completing %d assessment(s) left pending", len(stale))
-    gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
-
-    async def one(hid: uuid.UUID) -> None:
-        async with gate:
-            await run_assessment(hid, on_ready=on_ready, engine=engine)
-
-    await asyncio.gather(*(one(hid) for hid in stale))
-    return len(stale)
+async def run_assessment(handoff_id: str | uuid.UUID, *, engine: Engine | None = None) -> bool:
+    """Assess one escalation now and store the outcome; True when the row changed."""
+    return await _assess_and_store(parse_handoff_id(handoff_id), engine)

@@ -29,7 +29,11 @@ class SmtpConfig:
     password: str | None
     sender: str
     starttls: bool
+    # Each SMTP step (connect, greeting, login, MAIL, RCPT).
     timeout: float
+    # The server's final answer after the message body: servers may take a while to
+    # accept (RFC 5321 allows minutes), and giving up early sends the message twice.
+    data_timeout: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig | None:
@@ -45,13 +49,26 @@ class SmtpConfig:
             sender=settings.smtp_from,
             starttls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
+            data_timeout=max(settings.smtp_data_timeout_seconds, settings.smtp_timeout_seconds),
         )
 
 
 def build_message(
-    *, sender: str, to_address: str, to_name: str, subject: str, text: str, html: str
+    *,
+    sender: str,
+    to_address: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_key: str | None = None,
 ) -> EmailMessage:
-    """A plain-text message with an HTML alternative."""
+    """A plain-text message with an HTML alternative.
+
+    `message_key` makes the Message-ID stable (one per outbox job), so the rare resend
+    after a crash between "accepted" and "recorded" is the same message to mail
+    clients, which show it once.
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = Address(display_name=to_name, addr_spec=to_address)
@@ -60,7 +77,9 @@ def build_message(
     message["Date"] = formatdate(usegmt=True)
     # An explicit domain: make_msgid() would otherwise look up this host's FQDN (DNS).
     sender_domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid(domain=sender_domain)
+    message["Message-ID"] = (
+        f"<{message_key}@{sender_domain}>" if message_key else make_msgid(domain=sender_domain)
+    )
     # Tells mail servers and clients not to send out-of-office replies to a robot.
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
@@ -68,26 +87,45 @@ def build_message(
     return message
 
 
-async def send_message(config: SmtpConfig, message: EmailMessage) -> None:
-    """Send one message over its own connection, within `config.timeout` overall.
+# Whatever the settings say, a send gives up well inside the email job's lease (60 s),
+# so a slow server cannot make a second worker send the same message.
+SEND_CAP_SECONDS = 50.0
+QUIT_SECONDS = 2.0
 
-    Raises on any failure (refused connection, rejected login or recipient, timeout).
+
+async def send_message(config: SmtpConfig, message: EmailMessage) -> None:
+    """Send one message over its own connection. Returns once the server accepted it.
+
+    Accepted means the server's 250 after the message body: what happens after that
+    (QUIT, closing the connection) cannot un-send it, so a server that is slow to say
+    goodbye costs at most `QUIT_SECONDS` and never makes the send count as failed.
+    Raises on any failure before that (refused connection, rejected login or
+    recipient, timeout).
     """
-    # aiosmtplib's own timeout bounds each step; the outer one bounds the whole message
-    # (a server that answers every step just in time must not hold a send for minutes).
-    async with asyncio.timeout(config.timeout):
-        await aiosmtplib.send(
-            message,
-            hostname=config.host,
-            port=config.port,
-            username=config.username,
-            password=config.password if config.username else None,
-            # Port 465 is implicit TLS; elsewhere STARTTLS only when asked for, so a
-            # plain local sink works and a misconfigured one fails loudly, not silently.
-            use_tls=config.port == 465,
-            start_tls=config.starttls and config.port != 465,
-            timeout=config.timeout,
-        )
+    smtp = aiosmtplib.SMTP(
+        hostname=config.host,
+        port=config.port,
+        username=config.username,
+        password=config.password if config.username else None,
+        # Port 465 is implicit TLS; elsewhere STARTTLS only when asked for, so a plain
+        # local sink works and a misconfigured one fails loudly, not silently.
+        use_tls=config.port == 465,
+        start_tls=config.starttls and config.port != 465,
+        timeout=config.timeout,
+    )
+    try:
+        async with asyncio.timeout(min(SEND_CAP_SECONDS, 4 * config.timeout + config.data_timeout)):
+            await smtp.connect()
+            await smtp.send_message(message, timeout=config.data_timeout)
+    except BaseException:
+        smtp.close()
+        raise
+    try:
+        async with asyncio.timeout(QUIT_SECONDS):
+            await smtp.quit()
+    except Exception:
+        # Already accepted: a QUIT that stalls or fails changes nothing.
+        smtp.close()
 
 
 def describe_smtp_error(exc: BaseException, *, timeout: float | None = None) -> str:

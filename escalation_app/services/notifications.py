@@ -1,16 +1,11 @@
-"""Escalation notifications after commit: email to the team, Slack/Teams posts, retries.
+"""Escalation notifications: the email to each teammate and the Slack/Teams posts.
 
-The flow for one escalation (`notify_escalation`):
-1. Load the committed handoff (none → nothing is sent: a rolled-back handoff has no
-   row) and write one `queued` delivery record per email recipient and per webhook.
-2. Send everything concurrently, each with its own timeout, outside any transaction.
-3. Write each outcome onto its record (sent, or failed with the reason and the next
-   retry time). `retry_due_deliveries` later re-sends failed records that are due.
-
-Every entry point is best-effort: it logs and records problems and never raises into
-the caller, and no database transaction is held open while talking to the network.
-Database work runs in a worker thread so it never stalls the event loop that serves
-the app's websockets.
+Each email and each webhook post is an outbox job written with the escalation
+(`domain.effects`); `services.worker` runs them through `run_email_job` and
+`run_webhook_job`, which render the message from the committed handoff, send it, and
+return or raise for the worker to record (sent; failed with the reason and retried on
+the outbox's backoff; skipped). No database transaction is held open while talking to
+the network. "Send test" posts at once and records the outcome as a finished job.
 """
 
 from __future__ import annotations
@@ -18,64 +13,35 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import aiosmtplib
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from escalation_app.domain import deliveries
+from escalation_app.domain import outbox
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.errors import InvalidInput, NotFound
-from escalation_app.domain.handoffs import eligible_recipients, parse_handoff_id
+from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.integrations import WebhookChannel, account_webhooks, get_integrations
-from escalation_app.domain.models import (
-    Account,
-    DeliveryChannel,
-    DeliveryRecord,
-    DeliveryStatus,
-    HandoffIntent,
-    SessionHandoff,
-    User,
-)
+from escalation_app.domain.models import Account, SessionHandoff, User
 from escalation_app.domain.validation import choice
 from escalation_app.services import email, webhooks
-from escalation_app.services.tasks import spawn
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-# At most this many SMTP connections at once per dispatch; a large team must not look
+# At most this many SMTP connections at once per process; a large team must not look
 # like a connection flood to the mail server.
 SMTP_CONCURRENCY = 10
-SWEEP_INTERVAL_SECONDS = 15.0
 REASON_MAX_IN_CHAT = 300
 WEBHOOK_GONE = "Webhook no longer configured"
+HANDOFF_GONE = "Handoff no longer exists"
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One delivery to attempt: its record, channel and where it goes."""
-
-    record_id: int
-    channel: str
-    # An email address, or a webhook URL (looked up now, never stored on the record).
-    target: str
-    # The record's recipient: "slack"/"teams" for a webhook, the address for an email.
-    recipient: str
-    payload: dict
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    record_id: int
-    error: str | None = None
-    skipped: str | None = None
+_smtp_gate: asyncio.Semaphore | None = None
 
 
 async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
@@ -184,208 +150,74 @@ def _chat_for(esc: _Escalation) -> webhooks.ChatMessage:
     )
 
 
-# --- Sending and recording ---------------------------------------------------------
+# --- Running the jobs ----------------------------------------------------------------
 
 
-def _job(record: DeliveryRecord, target: str) -> _Job:
-    assert record.id is not None
-    return _Job(record.id, record.channel, target, record.recipient, dict(record.payload))
+def _email_content(db: Session, job: outbox.JobView) -> dict:
+    handoff = db.get(SessionHandoff, job.handoff_id) if job.handoff_id else None
+    if handoff is None:
+        raise outbox.JobSkipped(HANDOFF_GONE)
+    user = db.get(User, job.payload.get("user_id"))
+    if user is None or user.account_id != handoff.account_id:
+        raise outbox.JobSkipped("Recipient no longer exists")
+    return _email_for(_describe(db, handoff), user)
 
 
-async def _send_one(job: _Job, smtp: email.SmtpConfig | None, gate: asyncio.Semaphore) -> _Outcome:
-    try:
-        if job.channel == DeliveryChannel.EMAIL:
-            if smtp is None:
-                return _Outcome(job.record_id, skipped=email.NOT_CONFIGURED)
-            message = email.build_message(
-                sender=smtp.sender,
-                to_address=job.target,
-                to_name=job.payload.get("to_name", ""),
-                subject=job.payload["subject"],
-                text=job.payload["text"],
-                html=job.payload["html"],
-            )
-            async with gate:
-                try:
-                    await email.send_message(smtp, message)
-                except Exception as exc:
-                    return _Outcome(job.record_id, error=email.describe_smtp_error(exc, timeout=smtp.timeout))
-            return _Outcome(job.record_id)
-        channel = WebhookChannel(job.recipient)
-        body = webhooks.render(channel, webhooks.ChatMessage.from_payload(job.payload))
-        await webhooks.post(job.target, body)
-        return _Outcome(job.record_id)
-    except webhooks.WebhookError as exc:
-        return _Outcome(job.record_id, error=str(exc))
-    except Exception as exc:
-        # A malformed stored payload or address must fail only its own record.
-        logger.exception("delivery %s could not be attempted", job.record_id)
-        return _Outcome(job.record_id, error=f"{type(exc).__name__}: {exc}")
-
-
-def _record_outcomes(db: Session, outcomes: list[_Outcome]) -> None:
-    for outcome in outcomes:
-        if outcome.skipped:
-            deliveries.mark_skipped(db, outcome.record_id, outcome.skipped)
-        elif outcome.error:
-            deliveries.mark_failed(db, outcome.record_id, outcome.error)
-        else:
-            deliveries.mark_sent(db, outcome.record_id)
-    db.commit()
-
-
-async def _attempt(jobs: list[_Job], engine: Engine | None) -> list[_Outcome]:
-    """Send `jobs` concurrently (one failure never blocks another) and record outcomes."""
+async def run_email_job(job: outbox.JobView, engine: Engine | None = None) -> str:
+    """Send one escalation email. Skipped without SMTP; a refused recipient is not retried."""
+    global _smtp_gate
     smtp = email.SmtpConfig.from_settings(get_settings())
-    gate = asyncio.Semaphore(SMTP_CONCURRENCY)
-    outcomes = list(await asyncio.gather(*(_send_one(job, smtp, gate) for job in jobs)))
-    for outcome in outcomes:
-        if outcome.error:
-            logger.warning("delivery %s failed: %s", outcome.record_id, outcome.error)
-    await _in_thread(engine, lambda db: _record_outcomes(db, outcomes))
-    return outcomes
+    if smtp is None:
+        raise outbox.JobSkipped(email.NOT_CONFIGURED)
+    content = await _in_thread(engine, lambda db: _email_content(db, job))
+    message = email.build_message(
+        sender=smtp.sender,
+        to_address=content["to"],
+        to_name=content.get("to_name", ""),
+        subject=content["subject"],
+        text=content["text"],
+        html=content["html"],
+        message_key=f"escalation-desk.job-{job.id}",
+    )
+    if _smtp_gate is None:
+        _smtp_gate = asyncio.Semaphore(SMTP_CONCURRENCY)
+    async with _smtp_gate:
+        try:
+            await email.send_message(smtp, message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise outbox.JobRefused(email.describe_smtp_error(exc)) from exc
+        except Exception as exc:
+            raise RuntimeError(email.describe_smtp_error(exc, timeout=smtp.timeout)) from exc
+    return "accepted"
 
 
-# --- Entry points ------------------------------------------------------------------
+def _webhook_content(db: Session, job: outbox.JobView) -> tuple[WebhookChannel, str, webhooks.ChatMessage]:
+    channel = WebhookChannel(job.payload.get("channel") or job.recipient)
+    handoff = db.get(SessionHandoff, job.handoff_id) if job.handoff_id else None
+    if handoff is None:
+        raise outbox.JobSkipped(HANDOFF_GONE)
+    # Looked up now, never stored on the job: the URL is a secret and may have changed.
+    url = account_webhooks(db=db, account_id=handoff.account_id).get(channel)
+    if url is None:
+        raise outbox.JobSkipped(WEBHOOK_GONE)
+    return channel, url, _chat_for(_describe(db, handoff))
 
 
-def _prepare_escalation(db: Session, handoff_id: uuid.UUID) -> list[_Job]:
-    """Write the delivery records of an escalation; the jobs to attempt now."""
-    # Locking the handoff row makes a duplicate dispatch wait and then see our records
-    # (SQLite's BEGIN IMMEDIATE serialises the same way).
-    handoff = db.get(SessionHandoff, handoff_id, with_for_update=True)
-    if handoff is None or handoff.intent != HandoffIntent.ESCALATE:
-        return []
-    if deliveries.has_deliveries(db, handoff_id=handoff.id):
-        return []
-    esc = _describe(db, handoff)
-    smtp_configured = email.SmtpConfig.from_settings(get_settings()) is not None
-    pending: list[tuple[DeliveryRecord, str]] = []
-    for user in eligible_recipients(
-        db, account_id=handoff.account_id, exclude_user_id=handoff.handed_off_by_id
-    ):
-        record = deliveries.add_delivery(
-            db,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            channel=DeliveryChannel.EMAIL,
-            recipient=user.email,
-            payload=_email_for(esc, user),
-            status=DeliveryStatus.QUEUED if smtp_configured else DeliveryStatus.SKIPPED,
-            last_error=None if smtp_configured else email.NOT_CONFIGURED,
-        )
-        if smtp_configured:
-            pending.append((record, user.email))
-    chat = _chat_for(esc).to_payload()
-    for channel, url in account_webhooks(db=db, account_id=handoff.account_id).items():
-        record = deliveries.add_delivery(
-            db,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            channel=DeliveryChannel.WEBHOOK,
-            recipient=channel.value,
-            payload=chat,
-        )
-        pending.append((record, url))
-    db.commit()
-    return [_job(record, target) for record, target in pending]
-
-
-async def notify_escalation(handoff_id: str | uuid.UUID, *, engine: Engine | None = None) -> None:
-    """Email the team and post to Slack/Teams about a committed escalation. Never raises.
-
-    Call only after the handoff's transaction committed. Parks, unknown ids (including
-    a handoff whose transaction rolled back) and already-dispatched handoffs send
-    nothing. Every email recipient and webhook gets a delivery record.
-    """
+async def run_webhook_job(job: outbox.JobView, engine: Engine | None = None) -> str:
+    """Post one escalation to the account's Slack or Teams webhook."""
+    channel, url, message = await _in_thread(engine, lambda db: _webhook_content(db, job))
     try:
-        wanted = parse_handoff_id(handoff_id)
-        jobs = await _in_thread(engine, lambda db: _prepare_escalation(db, wanted))
-        if jobs:
-            await _attempt(jobs, engine)
-    except NotFound:
-        logger.warning("notify_escalation: malformed handoff id %r", handoff_id)
-    except Exception:
-        logger.exception("notify_escalation failed for handoff %s", handoff_id)
+        await webhooks.post(url, webhooks.render(channel, message))
+    except webhooks.WebhookError as exc:
+        raise RuntimeError(str(exc)) from exc
+    return "posted"
 
 
-def schedule_escalation_notifications(
-    handoff_id: str | uuid.UUID, *, engine: Engine | None = None
-) -> asyncio.Task:
-    """Start `notify_escalation` in the background and return at once (needs a running loop)."""
-    return spawn(notify_escalation(handoff_id, engine=engine), name=f"notify-escalation-{handoff_id}")
-
-
-def _claim_due(db: Session) -> list[_Job]:
-    """Claim the due failed records (stale `queued` ones first become due failures)."""
-    if deliveries.fail_stale_queued(db):
-        db.commit()
-    jobs = []
-    urls: dict[int, dict[WebhookChannel, str]] = {}
-    for record in deliveries.due_for_retry(db):
-        if not deliveries.claim_for_retry(db, record):
-            continue  # another worker's sweep took it
-        if record.channel == DeliveryChannel.EMAIL:
-            jobs.append(_job(record, record.payload.get("to") or record.recipient))
-            continue
-        if record.account_id not in urls:
-            urls[record.account_id] = account_webhooks(db=db, account_id=record.account_id)
-        url = urls[record.account_id].get(record.recipient)
-        if url is None:
-            deliveries.mark_skipped(db, record.id, WEBHOOK_GONE)
-            db.commit()
-        else:
-            jobs.append(_job(record, url))
-    return jobs
-
-
-async def retry_due_deliveries(*, engine: Engine | None = None) -> int:
-    """Re-send failed email and webhook deliveries that are due; returns how many. Never raises.
-
-    A record gets at most `deliveries.MAX_ATTEMPTS` attempts, spaced by
-    `deliveries.RETRY_BACKOFF`. Safe to run on several workers at once: each record
-    is claimed by exactly one of them.
-    """
-    try:
-        jobs = await _in_thread(engine, _claim_due)
-        if jobs:
-            await _attempt(jobs, engine)
-        return len(jobs)
-    except Exception:
-        logger.exception("delivery retry sweep failed")
-        return 0
-
-
-async def run_delivery_sweeper(
-    *, interval_seconds: float = SWEEP_INTERVAL_SECONDS, engine: Engine | None = None
-) -> None:
-    """Run `retry_due_deliveries` forever, every `interval_seconds` (an app lifespan task)."""
-    while True:
-        await retry_due_deliveries(engine=engine)
-        await asyncio.sleep(interval_seconds)
-
-
-def _prepare_test(db: Session, actor: Actor, channel: WebhookChannel) -> _Job:
+def _test_message(db: Session, actor: Actor, channel: WebhookChannel) -> str:
     url = get_integrations(db=db, actor=actor).url_for(channel)  # owners and admins only
     if not url:
         raise InvalidInput(f"Save a {channel.label} webhook URL first.")
-    message = webhooks.ChatMessage(
-        title="Escalation Desk test message",
-        facts=[("Sent by", actor.display_name)],
-        link=get_settings().frontend_url,
-        link_text="Open Escalation Desk",
-    )
-    record = deliveries.add_delivery(
-        db,
-        account_id=actor.account_id,
-        handoff_id=None,
-        channel=DeliveryChannel.WEBHOOK,
-        recipient=channel.value,
-        payload=message.to_payload(),
-        kind=deliveries.KIND_TEST,
-    )
-    db.commit()
-    return _job(record, url)
+    return url
 
 
 async def send_test_webhook(*, actor: Actor, channel: str, engine: Engine | None = None) -> str:
@@ -396,26 +228,34 @@ async def send_test_webhook(*, actor: Actor, channel: str, engine: Engine | None
     whether the service accepted the post. Test posts are recorded, never retried.
     """
     wanted = choice(channel, WebhookChannel, "Channel")
-    job = await _in_thread(engine, lambda db: _prepare_test(db, actor, wanted))
-    outcome = _Outcome(job.record_id)
+    url = await _in_thread(engine, lambda db: _test_message(db, actor, wanted))
+    message = webhooks.ChatMessage(
+        title="Escalation Desk test message",
+        facts=[("Sent by", actor.display_name)],
+        link=get_settings().frontend_url,
+        link_text="Open Escalation Desk",
+    )
+    error = None
     try:
-        await webhooks.post(
-            job.target, webhooks.render(wanted, webhooks.ChatMessage.from_payload(job.payload))
-        )
+        await webhooks.post(url, webhooks.render(wanted, message))
     except webhooks.WebhookError as exc:
-        outcome = _Outcome(job.record_id, error=str(exc))
+        error = str(exc)
 
     def record(db: Session) -> None:
-        if outcome.error:
-            deliveries.mark_failed(db, job.record_id, outcome.error, retry=False)
-        else:
-            deliveries.mark_sent(db, job.record_id)
+        outbox.record_finished(
+            db,
+            kind=outbox.JobKind.WEBHOOK,
+            account_id=actor.account_id,
+            recipient=wanted.value,
+            payload={"channel": wanted.value, "test": True},
+            error=error,
+        )
         db.commit()
 
     try:
         await _in_thread(engine, record)
     except Exception:
-        logger.exception("could not record test webhook delivery %s", job.record_id)
-    if outcome.error:
-        return f"{wanted.label} did not accept the test message: {outcome.error}"
+        logger.exception("could not record the %s test post", wanted.value)
+    if error:
+        return f"{wanted.label} did not accept the test message: {error}"
     return f"Test message sent to {wanted.label}."

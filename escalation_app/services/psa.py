@@ -1,21 +1,14 @@
 """PSA writeback: the one module that talks to ConnectWise PSA and HaloPSA.
 
-After an escalation commits, `push_escalation_note` writes an internal note with the
-handoff documentation into the session's PSA ticket; after a claim commits,
-`push_claim_note` adds "Picked up by {name}". The escalation note carries the AI
-summary: while the assessment is still pending the note waits, and is posted by
-`on_assessment_ready` (the assessment's on_ready hook) or, if that never comes, by the
-sweep once the AI time budget plus a margin has passed. Either way there is one note
-per handoff (`domain.psa` takes each note with a conditional UPDATE).
+Each note is an outbox job (`domain.psa.delivery`): the escalation note with the
+handoff documentation and the AI summary (it waits for the assessment, which releases
+it), and "Picked up by {name}" after a claim. `run_psa_job` posts one; the outbox
+records the outcome. 5xx, 429, timeouts and network errors are retried on the
+outbox's backoff; a missing ticket (404), rejected credentials (401), a refusal (403)
+and other 4xx answers fail at once and are not retried.
 
-Each note is a delivery record (channel "psa"). Failures are recorded with a reason:
-5xx, 429, timeouts and network errors are retried with backoff by `retry_due_psa`
-(run by `run_psa_sweeper`); a missing ticket (404), rejected credentials (401), a
-refusal (403) and other 4xx answers fail at once and are not retried.
-
-Nothing here raises into the caller (except `test_connection`, whose DomainErrors the
-admin page shows). Database work runs in worker threads; no transaction is open
-while a PSA is being called. Secrets are never logged or written to a record.
+Database work runs in worker threads; no transaction is open while a PSA is being
+called. Secrets are never logged or written to a job.
 """
 
 from __future__ import annotations
@@ -24,30 +17,22 @@ import asyncio
 import base64
 import html
 import logging
-import uuid
-from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TypeVar
 
 import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from escalation_app.domain import outbox
 from escalation_app.domain import psa as psa_domain
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.errors import NotFound
-from escalation_app.domain.handoffs import parse_handoff_id
-from escalation_app.domain.psa import KIND_PSA_CLAIM, KIND_PSA_ESCALATION, PsaCredentials, PsaJob, PsaType
-from escalation_app.services.tasks import spawn
+from escalation_app.domain.psa import PsaCredentials, PsaType
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_SECONDS = 15.0
-# Handoffs whose notes are posted at once by one sweep (each handoff's notes in order).
-SEND_CONCURRENCY = 8
 CW_API_PATH = "/v4_6_release/apis/3.0"
 _SNIPPET = 200
 _RETRY_STATUSES = {408, 425, 429}
@@ -260,7 +245,7 @@ async def check_connection(credentials: PsaCredentials) -> str:
     return await _call(connectwise if credentials.psa_type is PsaType.CONNECTWISE else halopsa, timeout)
 
 
-# --- Posting and recording -----------------------------------------------------------
+# --- The outbox job ------------------------------------------------------------------
 
 
 async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
@@ -271,139 +256,20 @@ async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
     return await asyncio.to_thread(run)
 
 
-async def _post_and_record(job: PsaJob, engine: Engine | None) -> None:
-    error, retry = None, False
+async def run_psa_job(job: outbox.JobView, engine: Engine | None = None) -> str:
+    """Post one note (escalation or pick-up) to its PSA ticket.
+
+    Raises `outbox.JobRefused` for what retrying cannot fix (ticket not found,
+    credentials rejected), any other error to be retried on the outbox's backoff.
+    """
+    note = await _in_thread(engine, lambda db: psa_domain.prepare_note(db, job))
     try:
-        await post_note(job.credentials, job.ticket, job.text)
+        await post_note(note.credentials, note.ticket, note.text)
     except PsaError as exc:
-        error, retry = exc.message, exc.retry
-    except Exception as exc:
-        logger.exception("PSA note %s could not be attempted", job.record_id)
-        error, retry = f"Unexpected error ({type(exc).__name__})", True
-    if error:
-        logger.warning("PSA note %s (%s) failed: %s", job.record_id, job.kind, error)
-    await _in_thread(
-        engine,
-        lambda db: psa_domain.record_outcome(db, job.record_id, error=error, retry=retry, text=job.text),
-    )
-
-
-async def _run(jobs: list[PsaJob], engine: Engine | None) -> None:
-    """Post `jobs`: each handoff's notes in order (escalation first), handoffs at once.
-
-    When an escalation note is done (whatever the outcome), the handoff's pick-up
-    note that waited for it is released and posted next.
-    """
-    by_handoff: dict[uuid.UUID, list[PsaJob]] = defaultdict(list)
-    for job in jobs:
-        by_handoff[job.handoff_id].append(job)
-    gate = asyncio.Semaphore(SEND_CONCURRENCY)
-
-    async def one_handoff(handoff_id: uuid.UUID, queue: list[PsaJob]) -> None:
-        async with gate:
-            while queue:
-                job = queue.pop(0)
-                try:
-                    await _post_and_record(job, engine)
-                    if job.kind == KIND_PSA_ESCALATION and not any(j.kind == KIND_PSA_CLAIM for j in queue):
-                        queue += await _in_thread(
-                            engine,
-                            lambda db: psa_domain.take_waiting(db, handoff_id, kinds=(KIND_PSA_CLAIM,)),
-                        )
-                except Exception:
-                    # The record stays "being posted"; the sweep retries it once stale.
-                    logger.exception("PSA note %s could not be recorded", job.record_id)
-
-    await asyncio.gather(*(one_handoff(h, q) for h, q in by_handoff.items()))
-
-
-async def _start(name: str, handoff_id: str | uuid.UUID, engine: Engine | None, prepare) -> None:
-    try:
-        wanted = parse_handoff_id(handoff_id)
-        jobs = await _in_thread(engine, lambda db: prepare(db, wanted))
-        await _run(jobs, engine)
-    except NotFound:
-        logger.warning("%s: malformed handoff id %r", name, handoff_id)
-    except Exception:
-        logger.exception("%s failed for handoff %s", name, handoff_id)
-
-
-async def push_escalation_note(handoff_id: str | uuid.UUID, *, engine: Engine | None = None) -> None:
-    """Write the escalation's documentation into its PSA ticket. Never raises.
-
-    Call after the handoff committed. Nothing happens for a park, an account without
-    a PSA connection, a session without a ticket id, or a handoff already noted. If
-    the AI assessment is still pending the note waits for `on_assessment_ready` (or
-    the sweep after the AI budget + 30 s); otherwise it is posted now.
-    """
-    ai_wait = timedelta(seconds=get_settings().escalation_ai_assessment_timeout_seconds)
-    await _start(
-        "push_escalation_note",
-        handoff_id,
-        engine,
-        lambda db, hid: psa_domain.start_escalation_note(db, hid, ai_wait=ai_wait),
-    )
-
-
-async def on_assessment_ready(handoff_id: str | uuid.UUID, *, engine: Engine | None = None) -> None:
-    """The AI assessment of a handoff finished (ready or failed): post its waiting
-    escalation note (and a pick-up note waiting behind it). Never raises; a no-op
-    when nothing waits, so it is safe to call for every finished assessment."""
-    await _start("on_assessment_ready", handoff_id, engine, psa_domain.take_waiting)
-
-
-async def push_claim_note(
-    handoff_id: str | uuid.UUID, claimer_name: str | None = None, *, engine: Engine | None = None
-) -> None:
-    """Post "Picked up by {claimer_name}" to the escalation's PSA ticket. Never raises.
-
-    Call after a claim committed (only when it was newly claimed). Once per handoff;
-    escalations only. Waits while the escalation note itself has not been posted.
-    `claimer_name` defaults to the claiming user's display name.
-    """
-    await _start(
-        "push_claim_note",
-        handoff_id,
-        engine,
-        lambda db, hid: psa_domain.start_claim_note(db, hid, claimer_name),
-    )
-
-
-def schedule_escalation_note(handoff_id: str | uuid.UUID, *, engine: Engine | None = None) -> asyncio.Task:
-    """Start `push_escalation_note` in the background and return at once (needs a running loop)."""
-    return spawn(push_escalation_note(handoff_id, engine=engine), name=f"psa-escalation-{handoff_id}")
-
-
-def schedule_claim_note(
-    handoff_id: str | uuid.UUID, claimer_name: str | None = None, *, engine: Engine | None = None
-) -> asyncio.Task:
-    """Start `push_claim_note` in the background and return at once (needs a running loop)."""
-    return spawn(push_claim_note(handoff_id, claimer_name, engine=engine), name=f"psa-claim-{handoff_id}")
-
-
-async def retry_due_psa(*, engine: Engine | None = None) -> int:
-    """Post every PSA note that is due; returns how many were taken. Never raises.
-
-    Due: failed notes whose retry time has come (at most `deliveries.MAX_ATTEMPTS`
-    attempts, spaced by `deliveries.RETRY_BACKOFF`), notes that waited long enough for
-    the AI summary, and posts interrupted by a stopped process. Safe on several workers.
-    """
-    try:
-        jobs = await _in_thread(engine, lambda db: psa_domain.take_due(db))
-        await _run(jobs, engine)
-        return len(jobs)
-    except Exception:
-        logger.exception("PSA retry sweep failed")
-        return 0
-
-
-async def run_psa_sweeper(
-    *, interval_seconds: float = SWEEP_INTERVAL_SECONDS, engine: Engine | None = None
-) -> None:
-    """Run `retry_due_psa` forever, every `interval_seconds` (an app lifespan task)."""
-    while True:
-        await retry_due_psa(engine=engine)
-        await asyncio.sleep(interval_seconds)
+        if not exc.retry:
+            raise outbox.JobRefused(exc.message) from exc
+        raise RuntimeError(exc.message) from exc
+    return f"ticket {note.ticket}"
 
 
 async def test_connection(*, actor: Actor, engine: Engine | None = None) -> str:

@@ -18,9 +18,14 @@ to its room take the same per-room lock, and each is on the socket before the lo
 released, so a tab never receives an older queue or bell after a newer one.
 
 Several workers: with Reflex's Redis configured, a publish goes out on a Redis channel
-and every worker delivers it to the sockets it holds. Publishing happens only after
-commit and never raises into the caller: a failed push is logged, and the tab catches up
-on its next load or reconnect.
+and every worker delivers it to the sockets it holds. Publishing is an outbox job
+(`run_live_job`) of the change's own transaction: a publish that fails is retried by
+the outbox, and a push whose read fails (the database away) is tried again here until
+it goes through, so open tabs converge on the database's truth after any fault.
+
+Everything this module knows about Reflex (the socket.io server, the event namespace,
+how a state delta is keyed) sits in `_Reflex`; the state classes a push updates
+register themselves (`bind_views`), so services never import the state layer.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ from typing import Any
 
 from reflex_base.constants.state import FIELD_MARKER
 
+from escalation_app.domain import outbox
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import live_feed_members, token_digest
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.handoffs import QueueCard, get_team_queue
+from escalation_app.domain.handoffs import QueueCard, card_view, get_team_queue
 from escalation_app.domain.models import User
-from escalation_app.domain.notifications import notified_user_ids
+from escalation_app.domain.notifications import notified_user_ids, read_bell
 from escalation_app.services.tasks import spawn
 
 logger = logging.getLogger(__name__)
@@ -52,8 +58,10 @@ CHANNEL = "escalation-desk:live"
 CREATED, CLAIMED, ASSESSED = "created", "claimed", "assessed"
 QUEUE_KINDS = {CREATED, CLAIMED}
 PUSH_WAIT_SECONDS = 5.0
-NAMESPACE = "/_event"
-EVENT = "event"
+# A push whose read failed is tried again after these waits (the last one repeats),
+# for as long as its room has members.
+PUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+PUSH_RETRY_FOR_SECONDS = 30 * 60
 # A fresh value per tick, so the page's effect keyed on it fires (the backend copy stays 0).
 _ticks = itertools.count(1)
 
@@ -96,9 +104,67 @@ def user_room(user_id: int) -> str:
     return f"user-{int(user_id)}"
 
 
-def field(name: str) -> str:
-    """A var's key in a Reflex delta."""
-    return f"{name}{FIELD_MARKER}"
+class _Reflex:
+    """The one adapter to Reflex internals: its socket.io server, namespace and delta keys."""
+
+    EVENT = "event"
+
+    @staticmethod
+    def app():
+        """The running Reflex app, or None where there is none (a script, a service test)."""
+        from reflex_base.registry import RegistrationContext
+
+        try:
+            return RegistrationContext.get().app
+        except Exception:  # no context here, or none with an app (a lifespan task, a script)
+            pass
+        try:
+            from escalation_app.escalation_app import app
+        except Exception:
+            return None
+        return app
+
+    @classmethod
+    def server(cls):
+        """The app's socket.io server, or None where no websocket server runs."""
+        app = cls.app()
+        return app.sio if app is not None and app.event_namespace is not None else None
+
+    @classmethod
+    def namespace(cls) -> str:
+        """The app's own event namespace (it follows any path prefix the app is served under)."""
+        return cls.app().event_namespace.namespace
+
+    @staticmethod
+    def field(name: str) -> str:
+        """A var's key in a Reflex delta."""
+        return f"{name}{FIELD_MARKER}"
+
+    @staticmethod
+    def state_name(state_class: type) -> str:
+        return state_class.get_full_name()
+
+
+field = _Reflex.field
+
+
+@dataclasses.dataclass(slots=True)
+class _Views:
+    """The full names of the state classes a push updates (set by `bind_views`)."""
+
+    queue: str = ""
+    bell: str = ""
+    handoff: str = ""
+
+
+views = _Views()
+
+
+def bind_views(*, queue: type, bell: type, handoff: type) -> None:
+    """Tell the pushes which state classes hold the queue cards, the bell and the handoff tick."""
+    views.queue = _Reflex.state_name(queue)
+    views.bell = _Reflex.state_name(bell)
+    views.handoff = _Reflex.state_name(handoff)
 
 
 class LiveHub:
@@ -108,27 +174,20 @@ class LiveHub:
         self.tabs: dict[str, _Tab] = {}
         self._queue_locks: defaultdict[QueueScope, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._bell_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Pushes waiting to be tried again, by room: at most one each (a push sends the truth).
+        self._retrying: dict[str, asyncio.Task] = {}
 
     # ------------------------------------------------------------------ membership
 
-    @staticmethod
-    def _server():
-        """The app's socket.io server, or None where no websocket server runs."""
-        from reflex_base.registry import RegistrationContext
-
-        try:
-            app = RegistrationContext.get().app
-        except LookupError:
-            from escalation_app.escalation_app import app
-        return app.sio if app.event_namespace is not None else None
+    _server = staticmethod(_Reflex.server)
 
     async def _enter(self, sid: str, room: str) -> None:
         if (sio := self._server()) is not None:
-            await sio.enter_room(sid, room, namespace=NAMESPACE)
+            await sio.enter_room(sid, room, namespace=_Reflex.namespace())
 
     async def _leave(self, sid: str, room: str) -> None:
         if (sio := self._server()) is not None:
-            await sio.leave_room(sid, room, namespace=NAMESPACE)
+            await sio.leave_room(sid, room, namespace=_Reflex.namespace())
 
     async def follow(
         self,
@@ -177,7 +236,8 @@ class LiveHub:
         """Drop tabs whose socket has gone (socket.io has already taken them out of the rooms)."""
         if (sio := self._server()) is None:
             return
-        gone = [sid for sid in self.tabs if not sio.manager.is_connected(sid, NAMESPACE)]
+        namespace = _Reflex.namespace()
+        gone = [sid for sid in self.tabs if not sio.manager.is_connected(sid, namespace)]
         for sid in gone:
             del self.tabs[sid]
 
@@ -198,7 +258,7 @@ class LiveHub:
     async def _emit(self, room: str, delta: dict[str, dict[str, Any]]) -> None:
         if (sio := self._server()) is None:
             return
-        await sio.emit(EVENT, {"delta": delta, "events": []}, to=room, namespace=NAMESPACE)
+        await sio.emit(_Reflex.EVENT, {"delta": delta, "events": []}, to=room, namespace=_Reflex.namespace())
         # The emit queues one send per member; let them reach the sockets before
         # whatever runs next (the next push must not overtake them).
         await asyncio.sleep(0)
@@ -211,9 +271,11 @@ class LiveHub:
         return scopes
 
     async def deliver(self, signal: dict[str, Any]) -> None:
-        """Push one committed change to the tabs of this worker that follow it."""
-        from escalation_app.state.handoff import HandoffState
+        """Push one committed change to the tabs of this worker that follow it.
 
+        A push that fails (its read, say, while the database is away) is logged and
+        tried again later (`_retry_later`); the others of the same change still go out.
+        """
         account_id = int(signal["account_id"])
         kind = signal["kind"]
         handoff_id = str(signal["handoff_id"])
@@ -224,7 +286,7 @@ class LiveHub:
                 (self._push_queue, (scope, sids)) for scope, sids in self._scopes_of(account_id).items()
             ]
         if kind in (CLAIMED, ASSESSED):
-            tick = {HandoffState.get_full_name(): {field("live_tick"): next(_ticks)}}
+            tick = {views.handoff: {field("live_tick"): next(_ticks)}}
             pushes.append((self._emit, (handoff_room(handoff_id), tick)))
         if kind == CREATED:
             pushes.append((self._push_bells, (account_id, handoff_id)))
@@ -233,7 +295,31 @@ class LiveHub:
             try:
                 await push(*args)
             except Exception:
-                logger.exception("live %s push for handoff %s failed", kind, handoff_id)
+                logger.exception("live %s push for handoff %s failed; will try again", kind, handoff_id)
+                self._retry_later(push, args)
+
+    def _retry_later(self, push, args: tuple) -> None:
+        """Try a failed push again until it goes through (one waiting retry per push target)."""
+        key = f"{push.__name__}:{args[0]!r}"
+        if key in self._retrying and not self._retrying[key].done():
+            return  # the waiting retry reads the truth then, this change included
+
+        async def again() -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + PUSH_RETRY_FOR_SECONDS
+            for attempt in itertools.count():
+                await asyncio.sleep(PUSH_RETRY_SECONDS[min(attempt, len(PUSH_RETRY_SECONDS) - 1)])
+                try:
+                    await push(*args)
+                    logger.info("live push %s went through on retry %d", key, attempt + 1)
+                    return
+                except Exception as error:
+                    if loop.time() > deadline:
+                        logger.error("live push %s gave up: %s", key, error)
+                        return
+                    logger.warning("live push %s failed again (%s)", key, type(error).__name__)
+
+        self._retrying[key] = spawn(again(), name=f"live-retry-{key}")
 
     async def _drop_unless(self, digests: dict[str, str], allowed) -> None:
         for sid, digest in digests.items():
@@ -242,18 +328,14 @@ class LiveHub:
                 await self.forget(sid)
 
     async def _push_queue(self, scope: QueueScope, sids: list[str]) -> None:
-        from escalation_app.state.queue import QueueState, card_view
-
         async with _in_turn(self._queue_locks[scope], scope.room):
             digests = {sid: self.tabs[sid].digest for sid in sids if sid in self.tabs}
             members, cards = await asyncio.to_thread(_read_queue, scope, set(digests.values()))
             await self._drop_unless(digests, lambda d: d in members and members[d] == scope.team_id)
             view = {field("cards"): [card_view(c) for c in cards], field("loaded"): True}
-            await self._emit(scope.room, {QueueState.get_full_name(): view})
+            await self._emit(scope.room, {views.queue: view})
 
     async def _push_bells(self, account_id: int, handoff_id: str) -> None:
-        from escalation_app.state.bell import BellState
-
         followed: defaultdict[int, list[str]] = defaultdict(list)
         for sid, tab in self.tabs.items():
             followed[tab.user_id].append(sid)
@@ -270,7 +352,7 @@ class LiveHub:
                 await self._drop_unless(digests, allowed.__contains__)
                 if bell is not None:
                     view = {field(name): value for name, value in bell.items()}
-                    await self._emit(user_room(user_id), {BellState.get_full_name(): view})
+                    await self._emit(user_room(user_id), {views.bell: view})
 
 
 @asynccontextmanager
@@ -299,8 +381,6 @@ def _read_queue(scope: QueueScope, digests: set[str]) -> tuple[dict[str, int | N
 
 
 def _read_user_bell(account_id: int, user_id: int, digests: set[str]) -> tuple[set[str], dict | None]:
-    from escalation_app.state.bell import read_bell
-
     with session_scope() as db:
         allowed = set(live_feed_members(db=db, account_id=account_id, digests=digests))
         user = db.get(User, user_id) if allowed else None
@@ -331,28 +411,36 @@ def _redis():
 
 
 async def publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> None:
-    """Tell every worker about a committed change; logs and swallows failures."""
+    """Tell every worker about a committed change. Raises if it could not be handed on.
+
+    With Redis, the signal goes on the channel every worker listens to; if that fails
+    this worker's own tabs still get it now, and the error reaches the outbox, which
+    publishes again. Without Redis (one worker) this worker delivers it; a push that
+    fails there is retried by the hub itself.
+    """
     global _publisher
     signal = {"account_id": int(account_id), "kind": kind, "handoff_id": str(handoff_id)}
-    try:
-        if _publisher is None:
-            _publisher = _redis() or False
-        if _publisher is not False:
-            await _publisher.publish(CHANNEL, json.dumps(signal))
-            return
-    except Exception:
-        logger.exception(
-            "live update %s for handoff %s: Redis publish failed; this worker's tabs only", kind, handoff_id
-        )
-    try:
+    if _publisher is None:
+        _publisher = _redis() or False
+    if _publisher is False:
         await hub.deliver(signal)
+        return
+    try:
+        await _publisher.publish(CHANNEL, json.dumps(signal))
     except Exception:
-        logger.exception("live update %s for handoff %s failed", kind, handoff_id)
+        logger.warning(
+            "live update %s for handoff %s: Redis publish failed; this worker's tabs now", kind, handoff_id
+        )
+        await hub.deliver(signal)
+        raise
 
 
-def schedule_publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> asyncio.Task:
-    """Publish in the background; the caller never waits for the fan-out."""
-    return spawn(publish(account_id, kind, handoff_id), name=f"publish-{kind}-{handoff_id}")
+async def run_live_job(job: outbox.JobView, engine=None) -> str:
+    """The outbox job of a live push (`domain.effects.live`)."""
+    if job.account_id is None:
+        raise outbox.JobSkipped("No account")
+    await publish(job.account_id, str(job.payload.get("event")), str(job.payload.get("handoff_id")))
+    return "published"
 
 
 async def run_relay() -> None:

@@ -7,37 +7,9 @@ import reflex as rx
 from escalation_app.domain import notifications as notification_rules
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import DomainError
-from escalation_app.domain.notifications import NotificationItem
+from escalation_app.domain.notifications import read_bell
 from escalation_app.services import realtime
 from escalation_app.state.base import AppState, error_toast, parse_id, run_db
-
-BELL_ITEMS = 15
-
-
-def bell_view(unread: int, rows: list[NotificationItem]) -> dict:
-    """The bell's vars for one user (the live push sends the same to all of that user's tabs)."""
-    return {
-        "unread": unread,
-        "items": [
-            {
-                "id": str(n.id),
-                "title": n.title,
-                "body": n.body,
-                "link": n.link,
-                "read": "yes" if n.read else "",
-                "created_at": n.created_at.isoformat(),
-            }
-            for n in rows
-        ],
-    }
-
-
-def read_bell(db, actor: Actor) -> dict:
-    """One user's bell, read in one session."""
-    return bell_view(
-        notification_rules.unread_count(db=db, actor=actor),
-        notification_rules.list_notifications(db=db, actor=actor, limit=BELL_ITEMS),
-    )
 
 
 class BellState(AppState):

@@ -18,7 +18,6 @@ from escalation_app.domain.deliveries import delivery_summary
 from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.domain.psa import psa_status_line
-from escalation_app.services import after_commit
 from escalation_app.state.base import AppState, error_toast, path_part, run_db
 from escalation_app.state.queue import already_claimed_message
 
@@ -183,17 +182,13 @@ class HandoffState(AppState):
     async def pick_up(self):
         try:
             actor = await self._require_actor()
-            result = await run_db(
-                handoff_rules.claim_handoff, actor=actor, handoff_id=self._route_handoff_id()
-            )
+            await run_db(handoff_rules.claim_handoff, actor=actor, handoff_id=self._route_handoff_id())
         except AlreadyClaimed as lost:
             with contextlib.suppress(DomainError):
                 await self._reload(await self._require_actor())
             return rx.toast.error(already_claimed_message(lost))
         except DomainError as error:
             return error_toast(error)
-        if result.newly_claimed:
-            after_commit.handoff_claimed(result.handoff)
         await self._reload(actor)
         return rx.toast.success("You picked this up")
 
@@ -218,9 +213,8 @@ class HandoffState(AppState):
         """Ask for the AI assessment again after it failed."""
         try:
             actor = await self._require_actor()
-            handoff = await run_db(reset_for_retry, actor=actor, handoff_id=self._route_handoff_id())
+            await run_db(reset_for_retry, actor=actor, handoff_id=self._route_handoff_id())
         except DomainError as error:
             return error_toast(error)
-        after_commit.schedule_assessment(handoff.account_id, handoff.id)
         await self._reload(actor)
         return rx.toast.info("Assessment requested again")

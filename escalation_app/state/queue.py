@@ -8,35 +8,10 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain.errors import AlreadyClaimed, DomainError
-from escalation_app.domain.handoffs import QueueCard
+from escalation_app.domain.handoffs import card_view
 from escalation_app.domain.types import utcnow
-from escalation_app.services import after_commit, realtime
+from escalation_app.services import realtime
 from escalation_app.state.base import AppState, error_toast, run_db
-
-NOTES_EXCERPT = 180
-
-
-def card_view(card: QueueCard) -> dict[str, str]:
-    """The public fields of one queue card, the same for everyone who sees that queue.
-
-    The live push sends one list to a whole team, so nothing here depends on the viewer:
-    the page hides Pick up on the viewer's own cards by comparing `by_id`.
-    """
-    notes = card.notes or ""
-    excerpt = notes if len(notes) <= NOTES_EXCERPT else notes[: NOTES_EXCERPT - 1].rstrip() + "…"
-    return {
-        "id": card.id,
-        "summary": card.problem_summary,
-        "client": card.client_name,
-        "intent": card.intent,
-        "intent_label": "Escalated" if card.intent == "escalate" else "Parked",
-        "priority": card.priority,
-        "notes": excerpt,
-        "by": card.handed_off_by_name,
-        "by_id": str(card.handed_off_by_id),
-        "created_at": card.created_at.isoformat(),
-        "href": routes.handoff(card.id),
-    }
 
 
 def already_claimed_message(error: AlreadyClaimed) -> str:
@@ -89,7 +64,5 @@ class QueueState(AppState):
             self.claiming_id = ""
             yield error_toast(error)
             return
-        if result.newly_claimed:
-            after_commit.handoff_claimed(result.handoff)
         self.claiming_id = ""
         yield rx.redirect(routes.handoff(str(result.handoff.id)))

@@ -9,7 +9,6 @@ from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError, NotFound
-from escalation_app.services import after_commit
 from escalation_app.state.base import AppState, error_toast, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
@@ -201,7 +200,7 @@ class SessionDetailState(AppState):
         try:
             actor = await self._require_actor()
             target = str(form_data.get("target_user_id", "") or "")
-            handoff = await run_db(
+            await run_db(
                 handoff_rules.create_handoff,
                 actor=actor,
                 session_id=self._route_session_id(),
@@ -214,8 +213,7 @@ class SessionDetailState(AppState):
             self.busy = False
             yield error_toast(error)
             return
-        # Committed: side effects are scheduled, never awaited here.
-        after_commit.handoff_created(handoff)
+        # Committed, with its side effects as outbox jobs: none of them is awaited here.
         self.busy = False
         self.escalate_open = False
         self.park_open = False

@@ -15,6 +15,7 @@ from escalation_app.domain.errors import PermissionDenied
 from escalation_app.domain.history import HistoryFilters, list_history
 from escalation_app.domain.models import (
     Notification,
+    OutboxJob,
     SessionHandoff,
     SessionStep,
     SupportSession,
@@ -36,6 +37,7 @@ def at(month: int, day: int, hour: int = 10, minute: int = 0, year: int = 2026) 
 @pytest.fixture
 def world(db) -> World:
     world = World(db)
+    db.exec(delete(OutboxJob))
     db.exec(delete(Notification))
     db.exec(delete(SessionHandoff))
     db.commit()
@@ -231,6 +233,7 @@ def test_other_account_and_empty_account(data):
     assert contoso.per_engineer == [{"user_id": data.users["casey"].id, "name": "Casey Diaz", "count": 2}]
     assert contoso.per_domain == [{"domain": "Apps", "count": 2}]
 
+    data.db.exec(delete(OutboxJob))
     data.db.exec(delete(SessionHandoff))
     data.db.commit()
     empty = escalation_analytics(db=data.db, actor=data.actor("morgan"), now=NOW)

@@ -20,7 +20,7 @@ from escalation_app.domain.history import (
     list_history,
     parse_filters,
 )
-from escalation_app.domain.models import Notification, SessionHandoff, SupportSession
+from escalation_app.domain.models import Notification, OutboxJob, SessionHandoff, SupportSession
 from tests.factories import World
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -30,6 +30,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 def world(db) -> World:
     world = World(db)
     # Start from no handoffs at all: each test builds exactly the ones it checks.
+    db.exec(delete(OutboxJob))
     db.exec(delete(Notification))
     db.exec(delete(SessionHandoff))
     db.commit()

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import select
 
-from escalation_app.domain.deliveries import (
-    RETRY_BACKOFF,
-    add_delivery,
-    delivery_summary,
-    next_attempt_after,
-)
-from escalation_app.domain.errors import NotFound
+from escalation_app.domain import outbox
+from escalation_app.domain.deliveries import delivery_summary, retry_delivery
+from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import create_handoff
-from escalation_app.domain.models import Notification
+from escalation_app.domain.models import AccountIntegration, JobStatus, Notification, OutboxJob
 from escalation_app.domain.notifications import (
     list_notifications,
     mark_all_read,
@@ -23,7 +17,6 @@ from escalation_app.domain.notifications import (
     notified_user_ids,
     unread_count,
 )
-from escalation_app.domain.types import utcnow
 from tests.factories import World
 
 
@@ -114,51 +107,71 @@ def test_someone_elses_notification_is_not_found(world):
     assert [r.read_at for r in rows] == [None, None]
 
 
+def _set(db, job: OutboxJob, status: str, *, error: str | None = None, attempts: int = 1) -> None:
+    job.status, job.last_error, job.attempts = status, error, attempts
+    db.add(job)
+
+
 def test_delivery_summary_reads_like_the_handoff_screen(world):
+    world.db.add(
+        AccountIntegration(
+            account_id=world.actor("alex").account_id,
+            slack_webhook_url="https://hooks.slack.com/services/T0/B0/x",
+            teams_webhook_url="https://example.webhook.office.com/webhookb2/x",
+        )
+    )
+    world.db.commit()
     handoff = escalate(world)
-    for recipient, status in [("a@x", "sent"), ("b@x", "sent"), ("c@x", "failed"), ("d@x", "queued")]:
-        add_delivery(
-            world.db,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            channel="email",
-            recipient=recipient,
-            payload={},
-            status=status,
-        )
-    for channel, status in [("slack", "sent"), ("teams", "failed")]:
-        add_delivery(
-            world.db,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            channel="webhook",
-            recipient=channel,
-            payload={},
-            status=status,
-        )
+    jobs = {j.recipient: j for j in outbox.jobs_of_handoff(world.db, handoff.id, ["email", "webhook"])}
+    # Sam, Riley and Morgan are emailed (not Alex who escalated, not Val the viewer).
+    assert set(jobs) == {
+        "sam@northwind.example",
+        "riley@northwind.example",
+        "morgan@northwind.example",
+        "slack",
+        "teams",
+    }
+    _set(world.db, jobs["sam@northwind.example"], JobStatus.DONE)
+    _set(world.db, jobs["riley@northwind.example"], JobStatus.PENDING, error="Timed out after 10 s")
+    _set(world.db, jobs["morgan@northwind.example"], JobStatus.PENDING, attempts=0)
+    _set(world.db, jobs["slack"], JobStatus.DONE)
+    _set(world.db, jobs["teams"], JobStatus.FAILED, error="HTTP 400", attempts=3)
     # A "Send test" post belongs to no handoff and never shows here.
-    add_delivery(
-        world.db,
-        account_id=handoff.account_id,
-        handoff_id=None,
-        channel="webhook",
-        recipient="slack",
-        payload={},
-        kind="test",
+    outbox.record_finished(
+        world.db, kind="webhook", account_id=handoff.account_id, recipient="slack", payload={}, error=None
     )
     world.db.commit()
 
     summary = delivery_summary(db=world.db, actor=world.actor("morgan"), handoff_id=str(handoff.id))
-    assert summary.text == "Notified: 2 by email (1 failed, 1 sending), Slack ✓, Teams ✗"
-    assert (summary.email_sent, summary.email_failed, summary.email_pending) == (2, 1, 1)
+    assert summary.text == "Notified: 1 by email (1 failed, 1 sending), Slack ✓, Teams ✗"
+    assert (summary.email_sent, summary.email_failed, summary.email_pending) == (1, 1, 1)
     assert summary.webhooks == {"Slack": "sent", "Teams": "failed"}
-    assert len(summary.rows) == 6
+    assert len(summary.rows) == 5
+    assert [r.can_retry for r in summary.rows if r.channel == "webhook"] == [False, True]
     with pytest.raises(NotFound):
         delivery_summary(db=world.db, actor=world.actor("casey"), handoff_id=handoff.id)
 
 
-def test_backoff_grows_and_stops_after_three_attempts():
-    now = utcnow()
-    assert next_attempt_after(1, now) == now + RETRY_BACKOFF[0] == now + timedelta(seconds=30)
-    assert next_attempt_after(2, now) == now + RETRY_BACKOFF[1] == now + timedelta(minutes=2)
-    assert next_attempt_after(3, now) is None
+def test_a_failed_delivery_can_be_retried_by_a_manager_only(world):
+    handoff = escalate(world)
+    jobs = outbox.jobs_of_handoff(world.db, handoff.id, ["email"])
+    failed, sent = jobs[0], jobs[1]
+    _set(world.db, failed, JobStatus.FAILED, error="Recipient refused", attempts=3)
+    _set(world.db, sent, JobStatus.DONE)
+    world.db.commit()
+    with pytest.raises(PermissionDenied):
+        retry_delivery(db=world.db, actor=world.actor("sam"), handoff_id=handoff.id, delivery_id=failed.id)
+    with pytest.raises(NotFound):
+        retry_delivery(db=world.db, actor=world.actor("jordan"), handoff_id=handoff.id, delivery_id=failed.id)
+    for bad in ("x", None, -1, 2**40, sent.id + 10_000):
+        with pytest.raises(NotFound):
+            retry_delivery(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=bad)
+    with pytest.raises(InvalidInput, match="Only a failed delivery"):
+        retry_delivery(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=sent.id)
+
+    retry_delivery(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=failed.id)
+    world.db.expire_all()
+    again = world.db.get(OutboxJob, failed.id)
+    assert (again.status, again.attempts, again.last_error) == ("pending", 0, None)
+    with pytest.raises(InvalidInput):
+        retry_delivery(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=failed.id)

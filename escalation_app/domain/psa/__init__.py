@@ -1,5 +1,5 @@
-"""PSA writeback: the account's PSA connection, the note texts, and the delivery
-record of every note.
+"""PSA writeback: the account's PSA connection, the note texts, and the outbox
+job of every note.
 
 - `connection`: which PSA, its URL, ids and encrypted secret (owners and admins).
 - `notes`: the texts of the escalation and pick-up notes, ticket number parsing.
@@ -32,19 +32,15 @@ from escalation_app.domain.psa.connection import (
 )
 from escalation_app.domain.psa.delivery import (
     AI_WAIT_MARGIN,
-    CLAIM_WAIT,
-    INTERRUPTED,
     KIND_PSA_CLAIM,
     KIND_PSA_ESCALATION,
     NO_CONNECTION,
-    STALE_SENDING_AFTER,
-    PsaJob,
+    PsaNote,
+    enqueue_claim_note,
+    enqueue_escalation_note,
+    prepare_note,
     psa_status_line,
-    record_outcome,
-    start_claim_note,
-    start_escalation_note,
-    take_due,
-    take_waiting,
+    release_escalation_note,
 )
 from escalation_app.domain.psa.notes import (
     NOTE_MAX,
@@ -59,10 +55,8 @@ from escalation_app.domain.psa.notes import (
 
 __all__ = [
     "AI_WAIT_MARGIN",
-    "CLAIM_WAIT",
     "CLIENT_ID_MAX",
     "COMPANY_ID_MAX",
-    "INTERRUPTED",
     "KIND_PSA_CLAIM",
     "KIND_PSA_ESCALATION",
     "NOTE_MAX",
@@ -73,11 +67,10 @@ __all__ = [
     "NO_CONNECTION",
     "PUBLIC_KEY_MAX",
     "SECRET_MAX",
-    "STALE_SENDING_AFTER",
     "TENANT_MAX",
     "URL_MAX",
     "PsaCredentials",
-    "PsaJob",
+    "PsaNote",
     "PsaSecretUnreadable",
     "PsaSettings",
     "PsaType",
@@ -85,17 +78,16 @@ __all__ = [
     "clear_psa_connection",
     "decrypt_secret",
     "encrypt_secret",
+    "enqueue_claim_note",
+    "enqueue_escalation_note",
     "escalation_note",
     "get_psa_settings",
     "load_psa_credentials",
+    "prepare_note",
     "psa_status_line",
-    "record_outcome",
+    "release_escalation_note",
     "require_psa_credentials",
     "save_psa_connection",
-    "start_claim_note",
-    "start_escalation_note",
-    "take_due",
-    "take_waiting",
     "ticket_number",
     "validate_psa_url",
 ]
