@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -41,7 +42,10 @@ WEBHOOK_GONE = "Webhook no longer configured"
 HANDOFF_GONE = "Handoff no longer exists"
 
 T = TypeVar("T")
-_smtp_gate: asyncio.Semaphore | None = None
+# One gate per event loop (the server has one; each test has its own).
+_smtp_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
@@ -165,7 +169,6 @@ def _email_content(db: Session, job: outbox.JobView) -> dict:
 
 async def run_email_job(job: outbox.JobView, engine: Engine | None = None) -> str:
     """Send one escalation email. Skipped without SMTP; a refused recipient is not retried."""
-    global _smtp_gate
     smtp = email.SmtpConfig.from_settings(get_settings())
     if smtp is None:
         raise outbox.JobSkipped(email.NOT_CONFIGURED)
@@ -179,9 +182,8 @@ async def run_email_job(job: outbox.JobView, engine: Engine | None = None) -> st
         html=content["html"],
         message_key=f"escalation-desk.job-{job.id}",
     )
-    if _smtp_gate is None:
-        _smtp_gate = asyncio.Semaphore(SMTP_CONCURRENCY)
-    async with _smtp_gate:
+    gate = _smtp_gates.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(SMTP_CONCURRENCY))
+    async with gate:
         try:
             await email.send_message(smtp, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
