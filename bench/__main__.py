@@ -13,6 +13,8 @@ Environment overrides (the defaults take about 5 minutes on 2 cores):
   BENCH_SKIP_AFTER_MISS=1        (a) skip larger N once an N left tabs without the card for 20 s
   BENCH_PYSPY=1                  sample the backend with py-spy during (a) at the largest N
   BENCH_APP_SOURCE=worktree|head serve the working tree (default) or git HEAD
+  BENCH_OUTBOX_ESCALATIONS=300   (g) escalations whose jobs the outbox drains (5 jobs each)
+  BENCH_OUTBOX_WORKERS=1,2       (g) worker processes
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ async def arrival_series(server, data, db_url, ns, rounds, label, mem: dict, pys
 def main() -> int:
     from bench.seed import BenchData
 
-    parts = set(os.environ.get("BENCH_PARTS", "a,b,c,d,e").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "a,b,c,d,e,g").split(","))
     ns = _ints("BENCH_N", "1,10,50,100,200")
     rounds = _int("BENCH_ROUNDS", 30)
     ks = _ints("BENCH_K", "2,20,50")
@@ -308,6 +310,16 @@ def main() -> int:
 
     if "d" in parts:
         report["queries"] = guarded("d", queries)
+
+    def outbox_throughput():
+        from bench.outbox import run_outbox_throughput
+
+        return run_outbox_throughput(
+            _int("BENCH_OUTBOX_ESCALATIONS", 300), _ints("BENCH_OUTBOX_WORKERS", "1,2")
+        )
+
+    if "g" in parts:
+        report["outbox"] = guarded("g", outbox_throughput)
 
     report["memory"] = memory
     if pyspy:

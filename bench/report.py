@@ -253,4 +253,23 @@ def write_report(r: dict, path: Path) -> None:
         for e in r["errors"]:
             out += [f"- **{e['part']}**: {e['error']}"]
         out.append("")
+    o = r.get("outbox")
+    if o:
+        out += [
+            "## (g) Outbox throughput",
+            "",
+            "Escalations committed first (each with its jobs: live push, 3 emails, AI assessment offline), then "
+            "worker processes (`python -m escalation_app.services.worker`) on the same PostgreSQL drain them; "
+            "email to a local SMTP server that accepts at once. jobs/s over the busy span (first job finished to "
+            "last), start-up excluded; wall time with start-up beside it.",
+            "",
+            "| Workers | Escalations | Jobs | Left | Failed | Busy s | Wall s (with start-up) | Jobs/s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            *[
+                f"| {x['workers']} | {x['escalations']} | {x['jobs']} | {x['left']} | {x['failed']} | "
+                f"{x['busy_seconds']} | {x['seconds_with_startup']} | {x['jobs_per_s']} |"
+                for x in o["rows"]
+            ],
+            "",
+        ]
     path.write_text("\n".join(out) + "\n")

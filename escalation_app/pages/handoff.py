@@ -155,6 +155,18 @@ def delivery_panel() -> rx.Component:
         rx.table.cell(r["status"]),
         rx.table.cell(r["attempts"]),
         rx.table.cell(rx.text(r["error"], size="1", color_scheme="red")),
+        rx.table.cell(
+            rx.cond(
+                r["can_retry"] != "",
+                rx.button(
+                    "Retry",
+                    size="1",
+                    variant="soft",
+                    on_click=H.retry_delivery(r["id"]),
+                    aria_label=f"Retry delivery to {r['recipient']}",
+                ),
+            )
+        ),
     )
     return rx.cond(
         H.delivery_text != "",
@@ -165,7 +177,7 @@ def delivery_panel() -> rx.Component:
                     rx.table.row(
                         *[
                             rx.table.column_header_cell(c)
-                            for c in ("Channel", "To", "Status", "Attempts", "Last error")
+                            for c in ("Channel", "To", "Status", "Attempts", "Last error", "Action")
                         ]
                     )
                 ),

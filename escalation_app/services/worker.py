@@ -233,10 +233,10 @@ class Worker:
     async def _sleep(self) -> None:
         """Until woken, the next timer, or the poll interval, whichever comes first."""
         timeout = self.poll_interval
-        try:
-            upcoming = await self._db(outbox.next_run_at)
-        except Exception:
-            upcoming = None
+        upcoming = None
+        if self._free_slots():  # when all slots are busy, a finishing job wakes the loop
+            with contextlib.suppress(Exception):
+                upcoming = await self._db(outbox.next_run_at)
         if upcoming is not None:
             timeout = max(0.0, min(timeout, (upcoming - self.clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
@@ -303,3 +303,10 @@ async def _listen_for_notify(worker: Worker) -> None:
         except Exception as error:
             logger.warning("outbox: lost the NOTIFY connection (%s); polling meanwhile", type(error).__name__)
             await asyncio.sleep(2)
+
+
+if __name__ == "__main__":
+    # `python -m escalation_app.services.worker`: an outbox worker without a web server,
+    # for running side effects on their own process (same DATABASE_URL and settings).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker())

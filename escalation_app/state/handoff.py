@@ -15,6 +15,7 @@ from escalation_app.domain.assessments import (
     toggle_checked_step,
 )
 from escalation_app.domain.deliveries import delivery_summary
+from escalation_app.domain.deliveries import retry_delivery as retry_delivery_rule
 from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.domain.psa import psa_status_line
@@ -142,6 +143,8 @@ class HandoffState(AppState):
             self.delivery_text = summary.text
             self.deliveries = [
                 {
+                    "id": str(r.id),
+                    "can_retry": "yes" if r.can_retry else "",
                     "channel": r.channel,
                     "recipient": r.recipient,
                     "status": r.status,
@@ -218,3 +221,16 @@ class HandoffState(AppState):
             return error_toast(error)
         await self._reload(actor)
         return rx.toast.info("Assessment requested again")
+
+    @rx.event
+    async def retry_delivery(self, delivery_id: str):
+        """Send a failed email or webhook post again (owners and admins)."""
+        try:
+            actor = await self._require_actor()
+            await run_db(
+                retry_delivery_rule, actor=actor, handoff_id=self._route_handoff_id(), delivery_id=delivery_id
+            )
+            await self._reload(actor)
+        except DomainError as error:
+            return error_toast(error)
+        return rx.toast.info("Sending again")
