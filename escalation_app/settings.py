@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Per request to ConnectWise / HaloPSA (the OAuth token request included).
     psa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
+    # A click gives up on an unreachable PostgreSQL after this long (libpq's connect_timeout):
+    # it then says so, instead of holding the tab's state lock until the OS gives up.
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
+
     # Server-side sign-in sessions expire after this much inactivity.
     auth_session_idle_hours: float = 8.0
     # bcrypt work factor; tests lower it to keep the suite fast.

@@ -6,7 +6,7 @@ import reflex as rx
 
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError
-from escalation_app.state.base import AppState, NotSignedIn, error_toast, parse_id, run_db
+from escalation_app.state.base import AppState, parse_id, run_db
 
 
 def _user_id(raw) -> int:
@@ -40,13 +40,16 @@ class UsersAdminState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        self.allowed = actor.is_manager
-        if self.allowed:
-            await self._refresh(actor)
-        else:
-            self.users = []
+        async with self._domain_action(doing="load the users", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            self.allowed = actor.is_manager
+            if self.allowed:
+                await self._refresh(actor)
+            else:
+                self.users = []
+        if action.failed:
+            return action.failure
         self.loaded = True
 
     @rx.event
@@ -55,43 +58,40 @@ class UsersAdminState(AppState):
 
     @rx.event
     async def add_user(self, form_data: dict):
-        try:
-            actor = await self._require_actor()
-            await run_db(
+        async with self._domain_action() as action:
+            await action.run(
                 user_rules.add_user,
-                actor=actor,
                 display_name=str(form_data.get("display_name", "")),
                 email=str(form_data.get("email", "")),
                 role=str(form_data.get("role", "")),
                 password=str(form_data.get("password", "")),
             )
-            await self._refresh(actor)
-        except DomainError as error:
-            return error_toast(error)
+            await self._refresh(action.actor)
+        if action.failed:
+            return action.failure
         self.add_open = False
         return rx.toast.success("User added")
 
     @rx.event
     async def change_role(self, user_id: str, role: str):
-        try:
-            actor = await self._require_actor()
-        except NotSignedIn as error:
-            return error_toast(error)
-        try:
-            await run_db(user_rules.change_role, actor=actor, user_id=_user_id(user_id), role=role)
-        except DomainError as error:
-            if actor.is_manager:
-                await self._refresh(actor)  # put the row's real role back in the picker
-            return error_toast(error)
-        await self._refresh(actor)
+        async with self._domain_action() as action:
+            actor = await action.signed_in()
+            try:
+                await action.run(user_rules.change_role, user_id=_user_id(user_id), role=role)
+            except DomainError:
+                if actor.is_manager:
+                    await self._refresh(actor)  # put the row's real role back in the picker
+                raise
+            await self._refresh(actor)
+        if action.failed:
+            return action.failure
         return rx.toast.success("Role changed")
 
     @rx.event
     async def deactivate(self, user_id: str):
-        try:
-            actor = await self._require_actor()
-            await run_db(user_rules.deactivate_user, actor=actor, user_id=_user_id(user_id))
-            await self._refresh(actor)
-        except DomainError as error:
-            return error_toast(error)
+        async with self._domain_action() as action:
+            await action.run(user_rules.deactivate_user, user_id=_user_id(user_id))
+            await self._refresh(action.actor)
+        if action.failed:
+            return action.failure
         return rx.toast.success("User deactivated")

@@ -36,13 +36,16 @@ class AnalyticsState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        self.allowed = actor.is_manager
-        if not self.allowed:
-            self.loaded = True
-            return
-        a = await run_db(analytics_rules.escalation_analytics, actor=actor)
+        async with self._domain_action(doing="load the analytics", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            self.allowed = actor.is_manager
+            if not self.allowed:
+                self.loaded = True
+                return
+            a = await run_db(analytics_rules.escalation_analytics, actor=actor)
+        if action.failed:
+            return action.failure
         self.this_week, self.last_week = a.escalations_this_week, a.escalations_last_week
         self.change = (
             "" if a.escalations_change_pct is None else f"{a.escalations_change_pct:+d}% vs last week"

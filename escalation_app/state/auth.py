@@ -21,12 +21,17 @@ class LoginState(AppState):
 
     @rx.event
     async def load(self):
+        self.submitting = False
+        self.error = ""
         # Already signed in: skip the form.
-        if (actor := await self._actor()) is not None:
+        async with self._domain_action(doing="check your sign-in", reading=True) as action:
+            actor = await self._actor()
+        if action.failed:
+            return action.failure
+        if actor is not None:
             self._remember(actor)
             return rx.redirect(self._next_path(actor.role))
         self._forget_user()
-        self.error = ""
 
     def _next_path(self, role: str) -> str:
         requested = routes.safe_next(self.router.url.query_parameters.get("next"))
@@ -40,7 +45,6 @@ class LoginState(AppState):
         password = str(form_data.get("password", ""))
         self.submitting = True
         self.error = ""
-        yield
 
         def check() -> tuple[str, Actor] | str:
             with session_scope() as db:
@@ -50,8 +54,12 @@ class LoginState(AppState):
                     return failed.message
                 return start_auth_session(db=db, user=user), Actor.from_user(user)
 
-        outcome = await asyncio.to_thread(check)
-        self.submitting = False
+        async with self._domain_action(busy="submitting", doing="sign you in") as action:
+            yield
+            outcome = await asyncio.to_thread(check)
+        if action.failed:
+            yield action.failure
+            return
         if isinstance(outcome, str):
             self.error = outcome
             return

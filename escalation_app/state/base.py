@@ -7,17 +7,23 @@ re-resolved in every handler: the browser can call any handler with any argument
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
+import humanize
+import psycopg
+import redis.exceptions
 import reflex as rx
+import sqlalchemy.exc
 
 from escalation_app import routes
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.auth import end_auth_session, resolve_auth_session
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.errors import DomainError, NotFound
+from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
+from escalation_app.domain.types import utcnow
 from escalation_app.services import realtime
 from escalation_app.settings import get_settings
 
@@ -63,12 +69,88 @@ async def run_db(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await asyncio.to_thread(call)
 
 
-def error_toast(error: Exception) -> rx.event.EventSpec:
-    """Show a domain error's message; anything else gets a generic message (and a log)."""
+def already_claimed_message(error: AlreadyClaimed) -> str:
+    """'Already claimed by Riley Chen 2 minutes ago'."""
+    return f"Already claimed by {error.winner_name} {humanize.naturaltime(utcnow() - error.claimed_at)}"
+
+
+DATABASE_DID_NOT_ANSWER = "the database did not answer"
+SESSION_STORE_DID_NOT_ANSWER = "the server's session store did not answer"
+
+# Failures of what sits under a click (not of the click itself): the database or Redis
+# went away, refused a connection or timed out. The transaction rolled back.
+_DATABASE_UNREACHABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection came free
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+def infrastructure_cause(error: BaseException) -> str | None:
+    """What failed under a click, in words a person can act on; None for anything else."""
+    if isinstance(error, redis.exceptions.RedisError):
+        return SESSION_STORE_DID_NOT_ANSWER
+    if isinstance(error, _DATABASE_UNREACHABLE):
+        return DATABASE_DID_NOT_ANSWER
+    if isinstance(error, sqlalchemy.exc.DBAPIError):
+        return DATABASE_DID_NOT_ANSWER if error.connection_invalidated else "the database refused the change"
+    if isinstance(error, psycopg.Error):
+        return "the database refused the change"
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return "a service the server needs did not answer"
+    return None
+
+
+def failure_message(
+    error: Exception, *, doing: str = "save", reading: bool = False, done: bool = False
+) -> str:
+    """The toast text for a click that failed with `error`.
+
+    Domain errors say what the person did wrong. Infrastructure failures say what did not
+    answer and whether anything changed: the domain's own transaction rolled back, unless
+    it had already committed (`done`) and only the page's re-read failed.
+    """
+    if isinstance(error, AlreadyClaimed):
+        return already_claimed_message(error)
     if isinstance(error, DomainError):
-        return rx.toast.error(error.message)
-    logger.exception("unexpected error in a handler", exc_info=error)
-    return rx.toast.error("Something went wrong. Please try again.")
+        return error.message
+    cause = infrastructure_cause(error) or "something went wrong on the server"
+    if done and not reading:
+        return f"Saved — but this page could not be updated: {cause}. Reload to see it."
+    if reading:
+        return f"Could not {doing} — {cause}. Try again in a moment."
+    return f"Could not {doing} — {cause}. Nothing was changed; try again."
+
+
+class DomainAction:
+    """One handler's domain work inside `AppState._domain_action`: the actor, the call, the outcome."""
+
+    def __init__(self, state: AppState):
+        self._state = state
+        self.actor: Actor | None = None
+        # The domain call returned (its transaction committed): a later failure is the re-read's.
+        self.done = False
+        self.failure: rx.event.EventSpec | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    async def signed_in(self) -> Actor:
+        """The signed-in actor, from the server-side sign-in (never from the browser's arguments)."""
+        if self.actor is None:
+            self.actor = await self._state._require_actor()
+        return self.actor
+
+    async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`fn(db=..., actor=<signed-in actor>, **kwargs)` in its own transaction, off the event loop."""
+        actor = await self.signed_in()
+        result = await run_db(fn, actor=actor, **kwargs)
+        self.done = True
+        return result
 
 
 class AppState(rx.State):
@@ -159,6 +241,36 @@ class AppState(rx.State):
             keep_page=not page and on_live_page,
         )
 
+    @contextlib.asynccontextmanager
+    async def _domain_action(
+        self, *, busy: str = "", doing: str = "save", reading: bool = False
+    ) -> AsyncIterator[DomainAction]:
+        """Run a handler's domain work; any failure becomes `action.failure`, a toast to return.
+
+        Domain errors keep their own message; database and Redis failures get one a person
+        can act on ("Could not save — the database did not answer. Nothing was changed; try
+        again.") and are logged with their cause. `busy` names a flag of this state (a
+        busy or claiming marker the handler set) that is put back to its default on every
+        exit: success, error, or the handler being cancelled.
+        """
+        action = DomainAction(self)
+        try:
+            yield action
+        except Exception as error:
+            message = failure_message(error, doing=doing, reading=reading, done=action.done)
+            if not isinstance(error, DomainError):
+                logger.error(
+                    "%s: could not %s (%s)",
+                    type(self).__name__,
+                    doing,
+                    infrastructure_cause(error) or "unexpected error",
+                    exc_info=error,
+                )
+            action.failure = rx.toast.error(message)
+        finally:
+            if busy:
+                setattr(self, busy, type(self).get_fields()[busy].default)
+
     def _login_redirect(self):
         return rx.redirect(routes.login_then(self.router.url.path or "/"))
 
@@ -170,7 +282,10 @@ class AppState(rx.State):
             with session_scope() as db:
                 end_auth_session(db=db, token=token)
 
-        await asyncio.to_thread(end)
+        async with self._domain_action(doing="sign out") as action:
+            await asyncio.to_thread(end)
+        if action.failed:
+            return action.failure
         await self._follow_live(None)
         # AppState's own vars (cookie included) and every page state under it: the next
         # person to use this tab must not receive this user's data on their hydrate.

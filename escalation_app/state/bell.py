@@ -6,10 +6,9 @@ import reflex as rx
 
 from escalation_app.domain import notifications as notification_rules
 from escalation_app.domain.actors import Actor
-from escalation_app.domain.errors import DomainError
 from escalation_app.domain.notifications import read_bell
 from escalation_app.services import realtime
-from escalation_app.state.base import AppState, error_toast, parse_id, run_db
+from escalation_app.state.base import AppState, parse_id, run_db
 
 
 class BellState(AppState):
@@ -39,22 +38,25 @@ class BellState(AppState):
     @rx.event
     async def load(self):
         """Every signed-in page, after the page's own load: read the bell and follow it live."""
-        actor = await self._actor()
-        await self._follow_live(actor, page=False)
-        if actor is None:
-            return
-        self._remember(actor)
-        async for update in self._read_and_send(actor):
-            yield update
+        async with self._domain_action(doing="load your notifications", reading=True) as action:
+            actor = await self._actor()
+            await self._follow_live(actor, page=False)
+            if actor is None:
+                return
+            self._remember(actor)
+            async for update in self._read_and_send(actor):
+                yield update
+        if action.failed:
+            yield action.failure
 
     @rx.event
     async def mark_all_read(self):
-        try:
-            actor = await self._require_actor()
+        async with self._domain_action() as action:
+            actor = await action.signed_in()
             async for update in self._read_and_send(actor, notification_rules.mark_all_read):
                 yield update
-        except DomainError as error:
-            yield error_toast(error)
+        if action.failed:
+            yield action.failure
 
     @rx.event
     async def open_item(self, notification_id: str):
@@ -64,8 +66,8 @@ class BellState(AppState):
         list but not in this tab's server-side copy.
         """
         links: list[str] = []
-        try:
-            actor = await self._require_actor()
+        async with self._domain_action() as action:
+            actor = await action.signed_in()
             wanted = parse_id(notification_id, "Notification not found.")
 
             def mark_read(db, actor):
@@ -73,8 +75,8 @@ class BellState(AppState):
 
             async for update in self._read_and_send(actor, mark_read):
                 yield update
-        except DomainError as error:
-            yield error_toast(error)
+        if action.failed:
+            yield action.failure
             return
         if links and links[0].startswith("/"):
             yield rx.redirect(links[0])

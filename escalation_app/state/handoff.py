@@ -16,11 +16,10 @@ from escalation_app.domain.assessments import (
 )
 from escalation_app.domain.deliveries import delivery_summary
 from escalation_app.domain.deliveries import retry_delivery as retry_delivery_rule
-from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
+from escalation_app.domain.errors import AlreadyClaimed, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.domain.psa import psa_status_line
-from escalation_app.state.base import AppState, error_toast, path_part, run_db
-from escalation_app.state.queue import already_claimed_message
+from escalation_app.state.base import AppState, path_part, run_db
 
 
 class HandoffState(AppState):
@@ -160,13 +159,16 @@ class HandoffState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            await self._follow_live(None)
-            return self._login_redirect()
-        try:
-            await self._reload(actor)
-        except NotFound:
-            self.found = False
+        async with self._domain_action(doing="load this handoff", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                await self._follow_live(None)
+                return self._login_redirect()
+            try:
+                await self._reload(actor)
+            except NotFound:
+                self.found = False
+        if action.failed:
+            return action.failure
         self.loaded = True
         # Only a handoff this actor may read gets followed: the push carries no data, the
         # page re-reads through `refresh` when it ticks.
@@ -175,62 +177,60 @@ class HandoffState(AppState):
     @rx.event
     async def refresh(self):
         """Re-read the handoff: it was claimed or assessed elsewhere, or the socket reconnected."""
-        actor = await self._actor()
-        if actor is None or not self.found:
-            return
-        with contextlib.suppress(NotFound):
-            await self._reload(actor)
+        async with self._domain_action(doing="update this handoff", reading=True) as action:
+            actor = await self._actor()
+            if actor is None or not self.found:
+                return
+            with contextlib.suppress(NotFound):
+                await self._reload(actor)
+        return action.failure
 
     @rx.event
     async def pick_up(self):
-        try:
-            actor = await self._require_actor()
-            await run_db(handoff_rules.claim_handoff, actor=actor, handoff_id=self._route_handoff_id())
-        except AlreadyClaimed as lost:
-            with contextlib.suppress(DomainError):
-                await self._reload(await self._require_actor())
-            return rx.toast.error(already_claimed_message(lost))
-        except DomainError as error:
-            return error_toast(error)
-        await self._reload(actor)
+        async with self._domain_action(doing="pick this up") as action:
+            try:
+                await action.run(handoff_rules.claim_handoff, handoff_id=self._route_handoff_id())
+            except AlreadyClaimed:
+                # Show the winner on the page; if that read fails too, the toast still says who.
+                with contextlib.suppress(Exception):
+                    await self._reload(action.actor)
+                raise
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
         return rx.toast.success("You picked this up")
 
     @rx.event
     async def toggle_step(self, index: str, checked: bool):
         """Tick or untick one suggested step (saved for everyone who opens the handoff)."""
-        try:
-            actor = await self._require_actor()
-            await run_db(
+        async with self._domain_action() as action:
+            await action.run(
                 toggle_checked_step,
-                actor=actor,
                 handoff_id=self._route_handoff_id(),
                 index=index,
                 checked=checked,
             )
-            await self._reload(actor)
-        except DomainError as error:
-            return error_toast(error)
+            await self._reload(action.actor)
+        return action.failure
 
     @rx.event
     async def retry_assessment(self):
         """Ask for the AI assessment again after it failed."""
-        try:
-            actor = await self._require_actor()
-            await run_db(reset_for_retry, actor=actor, handoff_id=self._route_handoff_id())
-        except DomainError as error:
-            return error_toast(error)
-        await self._reload(actor)
+        async with self._domain_action(doing="ask for the assessment again") as action:
+            await action.run(reset_for_retry, handoff_id=self._route_handoff_id())
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
         return rx.toast.info("Assessment requested again")
 
     @rx.event
     async def retry_delivery(self, delivery_id: str):
         """Send a failed email or webhook post again (owners and admins)."""
-        try:
-            actor = await self._require_actor()
-            await run_db(
-                retry_delivery_rule, actor=actor, handoff_id=self._route_handoff_id(), delivery_id=delivery_id
+        async with self._domain_action(doing="send it again") as action:
+            await action.run(
+                retry_delivery_rule, handoff_id=self._route_handoff_id(), delivery_id=delivery_id
             )
-            await self._reload(actor)
-        except DomainError as error:
-            return error_toast(error)
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
         return rx.toast.info("Sending again")

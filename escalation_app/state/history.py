@@ -9,9 +9,9 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import history as history_rules
-from escalation_app.domain.errors import DomainError, InvalidInput
+from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.history import HistoryFilters
-from escalation_app.state.base import AppState, error_toast, run_db
+from escalation_app.state.base import AppState, run_db
 
 FILTER_KEYS = ("from", "to", "by", "claimer", "intent", "priority", "claimed", "q")
 
@@ -45,8 +45,7 @@ class HistoryState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
+        self.exporting = False
         problem = None
         try:
             filters = history_rules.parse_filters(dict(self.router.url.query_parameters))
@@ -59,7 +58,12 @@ class HistoryState(AppState):
                 history_rules.history_people(db=db, actor=actor),
             )
 
-        found, people = await run_db(read, actor=actor)
+        async with self._domain_action(doing="load the history", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            found, people = await run_db(read, actor=actor)
+        if action.failed:
+            return action.failure
         self.people = [{"id": str(p.id), "name": p.name} for p in people]
         shown = history_rules.filters_to_query(found.filters)
         self.filters = {key: shown.get(key, "") for key in FILTER_KEYS}
@@ -93,16 +97,16 @@ class HistoryState(AppState):
         ]
         self.loaded = True
         if problem is not None:
-            return error_toast(problem)
+            return rx.toast.error(problem.message)
 
     @rx.event
-    def apply(self, form_data: dict):
+    async def apply(self, form_data: dict):
         """Filters go into the URL, so a view can be shared; the page reloads from it."""
         query = {key: str(form_data.get(key, "") or "").strip() for key in FILTER_KEYS}
-        try:
+        async with self._domain_action(doing="filter", reading=True) as action:
             filters = history_rules.parse_filters(query)
-        except DomainError as error:
-            return error_toast(error)
+        if action.failed:
+            return action.failure
         return rx.redirect(history_url(history_rules.filters_to_query(filters)))
 
     @rx.event
@@ -112,14 +116,11 @@ class HistoryState(AppState):
     @rx.event
     async def export_csv(self):
         self.exporting = True
-        yield
-        try:
-            actor = await self._require_actor()
+        async with self._domain_action(busy="exporting", doing="export", reading=True) as action:
+            yield
             filters = self._filters_from_url()
-            csv_text = await run_db(history_rules.export_history_csv, actor=actor, filters=filters)
-        except DomainError as error:
-            self.exporting = False
-            yield error_toast(error)
+            csv_text = await action.run(history_rules.export_history_csv, filters=filters)
+        if action.failed:
+            yield action.failure
             return
-        self.exporting = False
         yield rx.download(data=csv_text, filename=history_rules.export_filename())

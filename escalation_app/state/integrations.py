@@ -6,10 +6,9 @@ import reflex as rx
 
 from escalation_app.domain import integrations as integration_rules
 from escalation_app.domain import psa as psa_rules
-from escalation_app.domain.errors import DomainError
 from escalation_app.services import psa as psa_service
 from escalation_app.services.notifications import send_test_webhook
-from escalation_app.state.base import AppState, error_toast, run_db
+from escalation_app.state.base import AppState, run_db
 
 
 class IntegrationsState(AppState):
@@ -54,13 +53,18 @@ class IntegrationsState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        self.allowed = actor.is_manager
-        if self.allowed:
-            self._show(await run_db(integration_rules.get_integrations, actor=actor))
-            self._show_psa(await run_db(psa_rules.get_psa_settings, actor=actor))
-        else:
+        self.testing = ""
+        self.psa_testing = False
+        async with self._domain_action(doing="load the integrations", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            self.allowed = actor.is_manager
+            if self.allowed:
+                self._show(await run_db(integration_rules.get_integrations, actor=actor))
+                self._show_psa(await run_db(psa_rules.get_psa_settings, actor=actor))
+        if action.failed:
+            return action.failure
+        if not self.allowed:
             self.slack_url = self.teams_url = ""
             self.psa_url = self.psa_client_id = self.psa_company_id = self.psa_public_key = (
                 self.psa_tenant
@@ -76,11 +80,9 @@ class IntegrationsState(AppState):
         def text(key: str) -> str:
             return str(form_data.get(key, "") or "")
 
-        try:
-            actor = await self._require_actor()
-            saved = await run_db(
+        async with self._domain_action() as action:
+            saved = await action.run(
                 psa_rules.save_psa_connection,
-                actor=actor,
                 psa_type=text("psa_type"),
                 url=text("psa_url"),
                 client_id=text("psa_client_id"),
@@ -89,60 +91,53 @@ class IntegrationsState(AppState):
                 public_key=text("psa_public_key") or None,
                 tenant=text("psa_tenant") or None,
             )
-        except DomainError as error:
-            return error_toast(error)
+        if action.failed:
+            return action.failure
         self._show_psa(saved)
         return rx.toast.success(f"{saved.label} connection saved")
 
     @rx.event
     async def remove_psa(self):
-        try:
-            actor = await self._require_actor()
-            self._show_psa(await run_db(psa_rules.clear_psa_connection, actor=actor))
-        except DomainError as error:
-            return error_toast(error)
+        async with self._domain_action() as action:
+            self._show_psa(await action.run(psa_rules.clear_psa_connection))
+        if action.failed:
+            return action.failure
         return rx.toast.success("PSA connection removed")
 
     @rx.event
     async def test_psa(self):
         self.psa_testing = True
-        yield
-        try:
-            actor = await self._require_actor()
-            message = await psa_service.test_connection(actor=actor)
-        except DomainError as error:
-            self.psa_testing = False
-            yield error_toast(error)
+        async with self._domain_action(
+            busy="psa_testing", doing="test the connection", reading=True
+        ) as action:
+            yield
+            message = await psa_service.test_connection(actor=await action.signed_in())
+        if action.failed:
+            yield action.failure
             return
-        self.psa_testing = False
         yield rx.toast.success(message) if message.startswith("Connected") else rx.toast.error(message)
 
     @rx.event
     async def save(self, form_data: dict):
-        try:
-            actor = await self._require_actor()
-            saved = await run_db(
+        async with self._domain_action() as action:
+            saved = await action.run(
                 integration_rules.save_webhooks,
-                actor=actor,
                 slack_url=str(form_data.get("slack_url", "")),
                 teams_url=str(form_data.get("teams_url", "")),
             )
-        except DomainError as error:
-            return error_toast(error)
+        if action.failed:
+            return action.failure
         self._show(saved)
         return rx.toast.success("Integrations saved")
 
     @rx.event
     async def send_test(self, channel: str):
         self.testing = channel
-        yield
-        try:
-            actor = await self._require_actor()
-            message = await send_test_webhook(actor=actor, channel=channel)
-        except DomainError as error:
-            self.testing = ""
-            yield error_toast(error)
+        async with self._domain_action(busy="testing", doing="send the test", reading=True) as action:
+            yield
+            message = await send_test_webhook(actor=await action.signed_in(), channel=channel)
+        if action.failed:
+            yield action.failure
             return
-        self.testing = ""
         failed = "did not accept" in message
         yield rx.toast.error(message) if failed else rx.toast.success(message)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import humanize
 import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import handoffs as handoff_rules
-from escalation_app.domain.errors import AlreadyClaimed, DomainError
 from escalation_app.domain.handoffs import card_view
-from escalation_app.domain.types import utcnow
 from escalation_app.services import realtime
-from escalation_app.state.base import AppState, error_toast, run_db
-
-
-def already_claimed_message(error: AlreadyClaimed) -> str:
-    """'Already claimed by Riley Chen 2 minutes ago'."""
-    return f"Already claimed by {error.winner_name} {humanize.naturaltime(utcnow() - error.claimed_at)}"
+from escalation_app.state.base import AppState, run_db
 
 
 class QueueState(AppState):
@@ -39,30 +31,29 @@ class QueueState(AppState):
         letting go: a push for a change committed meanwhile lands after this read, never
         before it.
         """
-        if (actor := await self._page_actor()) is None:
-            await self._follow_live(None)
-            yield self._login_redirect()
-            return
-        await self._follow_live(actor, queue=True)
-        async with realtime.hub.queue_lock(realtime.QueueScope(actor.account_id, actor.team_id)):
-            await self._read(actor)
-            yield
+        # A Pick up that never finished (a worker that died mid-click) must not leave its
+        # button spinning after a reload.
+        self.claiming_id = ""
+        async with self._domain_action(doing="load the queue", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                await self._follow_live(None)
+                yield self._login_redirect()
+                return
+            await self._follow_live(actor, queue=True)
+            async with realtime.hub.queue_lock(realtime.QueueScope(actor.account_id, actor.team_id)):
+                await self._read(actor)
+                yield
+        if action.failed:
+            yield action.failure
 
     @rx.event
     async def pick_up(self, handoff_id: str):
         self.claiming_id = handoff_id
-        yield
-        try:
-            actor = await self._require_actor()
-            result = await run_db(handoff_rules.claim_handoff, actor=actor, handoff_id=handoff_id)
-        except AlreadyClaimed as lost:
-            # The winner's claim push takes the card out of this queue.
-            self.claiming_id = ""
-            yield rx.toast.error(already_claimed_message(lost))
+        async with self._domain_action(busy="claiming_id", doing="pick this up") as action:
+            yield
+            result = await action.run(handoff_rules.claim_handoff, handoff_id=handoff_id)
+        if action.failed:
+            # Lost to someone else: the winner's claim push takes the card out of this queue.
+            yield action.failure
             return
-        except DomainError as error:
-            self.claiming_id = ""
-            yield error_toast(error)
-            return
-        self.claiming_id = ""
         yield rx.redirect(routes.handoff(str(result.handoff.id)))

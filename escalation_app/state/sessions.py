@@ -8,8 +8,8 @@ from escalation_app import routes
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
-from escalation_app.domain.errors import DomainError, NotFound
-from escalation_app.state.base import AppState, error_toast, parse_id, path_part, run_db
+from escalation_app.domain.errors import NotFound
+from escalation_app.state.base import AppState, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
 
@@ -28,9 +28,13 @@ class SessionsState(AppState):
 
     @rx.event
     async def load(self):
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        summaries = await run_db(session_rules.list_own_sessions, actor=actor)
+        self.creating = False
+        async with self._domain_action(doing="load your sessions", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            summaries = await run_db(session_rules.list_own_sessions, actor=actor)
+        if action.failed:
+            return action.failure
         self.rows = [
             {
                 "id": str(s.id),
@@ -54,22 +58,18 @@ class SessionsState(AppState):
     @rx.event
     async def create(self, form_data: dict):
         self.creating = True
-        yield
-        try:
-            actor = await self._require_actor()
-            support_session = await run_db(
+        async with self._domain_action(busy="creating") as action:
+            yield
+            support_session = await action.run(
                 session_rules.create_session,
-                actor=actor,
                 problem_summary=str(form_data.get("problem_summary", "")),
                 problem_domain=str(form_data.get("problem_domain", "")),
                 client_name=str(form_data.get("client_name", "")),
                 psa_ticket_id=str(form_data.get("psa_ticket_id", "")),
             )
-        except DomainError as error:
-            self.creating = False
-            yield error_toast(error)
+        if action.failed:
+            yield action.failure
             return
-        self.creating = False
         self.new_open = False
         yield rx.redirect(routes.session_detail(support_session.id))
 
@@ -152,12 +152,18 @@ class SessionDetailState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        try:
-            await self._reload(actor)
-        except NotFound:
-            self.found = False
+        # A flag left by a click that never finished (a worker that died mid-click) must
+        # not disable this tab's buttons after a reload.
+        self.busy = False
+        async with self._domain_action(doing="load this session", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            try:
+                await self._reload(actor)
+            except NotFound:
+                self.found = False
+        if action.failed:
+            return action.failure
         self.loaded = True
 
     @rx.event
@@ -170,51 +176,44 @@ class SessionDetailState(AppState):
 
     @rx.event
     async def add_step(self, form_data: dict):
-        try:
-            actor = await self._require_actor()
-            await run_db(
+        async with self._domain_action() as action:
+            await action.run(
                 session_rules.add_step,
-                actor=actor,
                 session_id=self._route_session_id(),
                 tried=str(form_data.get("tried", "")),
                 result=str(form_data.get("result", "")),
             )
-            await self._reload(actor)
-        except DomainError as error:
-            return error_toast(error)
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
         return [rx.set_value("tried", ""), rx.set_value("result", ""), rx.toast.success("Step added")]
 
     @rx.event
     async def resolve(self):
-        try:
-            actor = await self._require_actor()
-            await run_db(session_rules.resolve_session, actor=actor, session_id=self._route_session_id())
-            await self._reload(actor)
-        except DomainError as error:
-            return error_toast(error)
+        async with self._domain_action() as action:
+            await action.run(session_rules.resolve_session, session_id=self._route_session_id())
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
         return rx.toast.success("Session resolved")
 
     async def _hand_off(self, intent: str, form_data: dict):
         self.busy = True
-        yield
-        try:
-            actor = await self._require_actor()
+        async with self._domain_action(busy="busy", doing=intent) as action:
+            yield
             target = str(form_data.get("target_user_id", "") or "")
-            await run_db(
+            await action.run(
                 handoff_rules.create_handoff,
-                actor=actor,
                 session_id=self._route_session_id(),
                 intent=intent,
                 notes=str(form_data.get("notes", "")),
                 priority=str(form_data.get("priority", "") or "normal"),
                 target_user_id=None if target in ("", "team") else target,
             )
-        except DomainError as error:
-            self.busy = False
-            yield error_toast(error)
+        if action.failed:
+            yield action.failure
             return
         # Committed, with its side effects as outbox jobs: none of them is awaited here.
-        self.busy = False
         self.escalate_open = False
         self.park_open = False
         # The commit decided the new status and count; no need to read them back
@@ -249,20 +248,27 @@ class SessionHistoryState(AppState):
     @rx.event
     async def load(self):
         self.loaded = False
-        if (actor := await self._page_actor()) is None:
-            return self._login_redirect()
-        try:
-            session_id = _session_id_from_path(self.router.url.path)
+        async with self._domain_action(doing="load this history", reading=True) as action:
+            if (actor := await self._page_actor()) is None:
+                return self._login_redirect()
+            try:
+                session_id = _session_id_from_path(self.router.url.path)
 
-            def read(db, actor):
-                support_session = session_rules.get_account_session(db=db, actor=actor, session_id=session_id)
-                return support_session, handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id)
+                def read(db, actor):
+                    support_session = session_rules.get_account_session(
+                        db=db, actor=actor, session_id=session_id
+                    )
+                    return support_session, handoff_rules.list_handoffs(
+                        db=db, actor=actor, session_id=session_id
+                    )
 
-            support_session, rows = await run_db(read, actor=actor)
-        except NotFound:
-            self.found = False
-            self.loaded = True
-            return
+                support_session, rows = await run_db(read, actor=actor)
+            except NotFound:
+                self.found = False
+                self.loaded = True
+                return
+        if action.failed:
+            return action.failure
         self.found = True
         self.summary = support_session.problem_summary
         self.session_href = routes.session_detail(session_id)
