@@ -5,6 +5,8 @@ Revises: 0005
 Create Date: 2026-12-02 02:00:00.000000
 """
 
+import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -105,20 +107,21 @@ def _carry_over_deliveries() -> None:
     seen: set[str] = set()
     rows = []
     for r in bind.execute(sa.select(old).order_by(old.c.id)).mappings():
-        payload = dict(r["payload"] or {})
+        payload = r["payload"] if isinstance(r["payload"], dict) else json.loads(r["payload"] or "{}")
+        hid = _uuid(r["handoff_id"])
         test = r["kind"] == "test"
         if r["channel"] == "email":
             kind, new_payload = "email", {"user_id": payload.get("user_id")}
-            key = f"email:{r['handoff_id']}:{payload.get('user_id') or r['recipient']}"
+            key = f"email:{hid}:{payload.get('user_id') or r['recipient']}"
         elif r["channel"] == "webhook":
             kind, new_payload = "webhook", {"channel": r["recipient"], **({"test": True} if test else {})}
-            key = f"webhook:{r['handoff_id']}:{r['recipient']}"
+            key = f"webhook:{hid}:{r['recipient']}"
         else:
             note = "claim" if r["kind"] == "psa_claim" else "escalation"
             kind = "psa_note"
             new_payload = {"note": note, **{k: v for k, v in payload.items() if k != "text"}}
-            key = f"psa:{note}:{r['handoff_id']}"
-        if test or r["handoff_id"] is None or key in seen:
+            key = f"psa:{note}:{hid}"
+        if test or hid is None or key in seen:
             key = None
         else:
             seen.add(key)
@@ -127,7 +130,7 @@ def _carry_over_deliveries() -> None:
             {
                 "kind": kind,
                 "account_id": r["account_id"],
-                "handoff_id": r["handoff_id"],
+                "handoff_id": hid,
                 "recipient": r["recipient"],
                 "payload": new_payload,
                 "dedupe_key": key,
@@ -143,6 +146,11 @@ def _carry_over_deliveries() -> None:
         )
     if rows:
         bind.execute(jobs.insert(), rows)
+
+
+def _uuid(value) -> uuid.UUID | None:
+    # Reflected on SQLite, a UUID column reads back as its 32 hex digits.
+    return None if value is None else uuid.UUID(str(value))
 
 
 def _state_of(r, now: datetime) -> tuple[str, datetime, datetime | None]:
@@ -177,10 +185,10 @@ def _queue_pending_assessments() -> None:
                 {
                     "kind": "assessment",
                     "account_id": account_id,
-                    "handoff_id": handoff_id,
+                    "handoff_id": _uuid(handoff_id),
                     "recipient": "",
                     "payload": {},
-                    "dedupe_key": f"assessment:{handoff_id}",
+                    "dedupe_key": f"assessment:{_uuid(handoff_id)}",
                     "status": "pending",
                     "run_at": now,
                     "attempts": 0,
