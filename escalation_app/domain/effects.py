@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from escalation_app.domain import outbox
-from escalation_app.domain.integrations import account_webhooks
+from escalation_app.domain.integrations import WebhookChannel, integration_row
 from escalation_app.domain.models import HandoffIntent, SessionHandoff, User
 from escalation_app.domain.outbox import JobKind
 
@@ -22,6 +22,9 @@ CREATED, CLAIMED, ASSESSED = "created", "claimed", "assessed"
 # The committing process pushes at once; another worker takes the job only if the
 # committing one has not marked it done by then (it died in between).
 LIVE_FALLBACK_AFTER = timedelta(seconds=2)
+# Everything else of a click starts a moment later, so the live push has the process
+# (and the database) to itself: cards first, then mail, chat, PSA and the AI.
+AFTER_LIVE = timedelta(milliseconds=500)
 
 
 def live(db: Session, *, account_id: int, event: str, handoff_id: uuid.UUID, now: datetime) -> None:
@@ -48,6 +51,9 @@ def handoff_created(db: Session, handoff: SessionHandoff, *, recipients: list[Us
     live(db, account_id=handoff.account_id, event=CREATED, handoff_id=handoff.id, now=now)
     if handoff.intent != HandoffIntent.ESCALATE:
         return
+    # One read of the account's integrations serves the webhooks and the PSA note.
+    integrations = integration_row(db, handoff.account_id)
+    later = now + AFTER_LIVE
     for user in recipients:
         outbox.enqueue(
             db,
@@ -57,9 +63,14 @@ def handoff_created(db: Session, handoff: SessionHandoff, *, recipients: list[Us
             recipient=user.email,
             payload={"user_id": user.id},
             dedupe_key=f"email:{handoff.id}:{user.id}",
+            run_at=later,
             now=now,
+            fresh=True,
         )
-    for channel in account_webhooks(db=db, account_id=handoff.account_id):
+    webhooks = (
+        [c for c in WebhookChannel if getattr(integrations, f"{c.value}_webhook_url")] if integrations else []
+    )
+    for channel in webhooks:
         outbox.enqueue(
             db,
             kind=JobKind.WEBHOOK,
@@ -68,10 +79,21 @@ def handoff_created(db: Session, handoff: SessionHandoff, *, recipients: list[Us
             recipient=channel.value,
             payload={"channel": channel.value},
             dedupe_key=f"webhook:{handoff.id}:{channel.value}",
+            run_at=later,
             now=now,
+            fresh=True,
         )
-    enqueue_escalation_note(db, handoff, now=now)
-    assessment_requested(db, handoff, now=now)
+    enqueue_escalation_note(db, handoff, now=now, integrations=integrations)
+    outbox.enqueue(
+        db,
+        kind=JobKind.ASSESSMENT,
+        account_id=handoff.account_id,
+        handoff_id=handoff.id,
+        dedupe_key=assessment_key(handoff.id),
+        run_at=later,
+        now=now,
+        fresh=True,
+    )
 
 
 def handoff_claimed(db: Session, handoff: SessionHandoff, *, claimer_name: str, now: datetime) -> None:
@@ -79,7 +101,7 @@ def handoff_claimed(db: Session, handoff: SessionHandoff, *, claimer_name: str, 
     from escalation_app.domain.psa.delivery import enqueue_claim_note
 
     live(db, account_id=handoff.account_id, event=CLAIMED, handoff_id=handoff.id, now=now)
-    enqueue_claim_note(db, handoff, claimer_name, now=now)
+    enqueue_claim_note(db, handoff, claimer_name, now=now + AFTER_LIVE)
 
 
 def assessment_key(handoff_id: uuid.UUID) -> str:
@@ -87,7 +109,7 @@ def assessment_key(handoff_id: uuid.UUID) -> str:
 
 
 def assessment_requested(db: Session, handoff: SessionHandoff, *, now: datetime) -> None:
-    """Ask for the AI assessment (a new escalation, or Retry): one job per handoff, re-run on retry."""
+    """Ask for the AI assessment again ("Retry"): the handoff's one assessment job runs again."""
     existing = outbox.find(db, assessment_key(handoff.id))
     if existing is not None:
         outbox.rerun(db, existing, now=now)

@@ -159,16 +159,19 @@ def enqueue(
     run_at: datetime | None = None,
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    fresh: bool = False,
 ) -> OutboxJob | None:
     """Add a job to the caller's transaction (not committed); None if `dedupe_key` exists.
 
     `run_at` (UTC) delays the job: a timer. The job runs when the transaction commits
     and its time has come, at least once and, through its handler's idempotence,
-    with its effect happening once.
+    with its effect happening once. `fresh`: the key names something this transaction
+    created (a new handoff), so it cannot exist yet and is not looked up (the unique
+    index still guards it); this keeps the click's transaction to one batched INSERT.
     """
     kind = JobKind(kind)
     key = dedupe_key[:KEY_MAX] if dedupe_key else None
-    if key is not None:
+    if key is not None and not fresh:
         pending = [j for j in db.info.get(_ADDED, []) if j.dedupe_key == key]
         if pending or db.exec(select(OutboxJob.id).where(OutboxJob.dedupe_key == key)).first() is not None:
             return None

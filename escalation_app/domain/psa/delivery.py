@@ -84,10 +84,16 @@ def _name(db: Session, user_id: int | None) -> str | None:
     return user.display_name if user else None
 
 
-def _connected_ticket(db: Session, handoff: SessionHandoff) -> tuple[AccountIntegration, str] | None:
+_UNREAD = object()
+
+
+def _connected_ticket(
+    db: Session, handoff: SessionHandoff, row: AccountIntegration | object | None = _UNREAD
+) -> tuple[AccountIntegration, str] | None:
     if handoff.intent != HandoffIntent.ESCALATE:
         return None
-    row = integration_row(db, handoff.account_id)
+    if row is _UNREAD:
+        row = integration_row(db, handoff.account_id)
     if row is None or not row.psa_type:
         return None
     ticket = _ticket_of(db, handoff)
@@ -95,9 +101,17 @@ def _connected_ticket(db: Session, handoff: SessionHandoff) -> tuple[AccountInte
 
 
 def _enqueue_note(
-    db: Session, handoff: SessionHandoff, note: str, key: str, run_at: datetime, **extra: object
+    db: Session,
+    handoff: SessionHandoff,
+    note: str,
+    key: str,
+    run_at: datetime,
+    *,
+    integrations: AccountIntegration | object | None = _UNREAD,
+    fresh: bool = False,
+    **extra: object,
 ) -> None:
-    target = _connected_ticket(db, handoff)
+    target = _connected_ticket(db, handoff, integrations)
     if target is None:
         return
     row, ticket = target
@@ -110,17 +124,32 @@ def _enqueue_note(
         payload={"note": note, "ticket_id": ticket, "psa_type": row.psa_type, **extra},
         run_at=run_at,
         dedupe_key=key,
+        fresh=fresh,
     )
 
 
-def enqueue_escalation_note(db: Session, handoff: SessionHandoff, *, now: datetime) -> None:
+def enqueue_escalation_note(
+    db: Session,
+    handoff: SessionHandoff,
+    *,
+    now: datetime,
+    integrations: AccountIntegration | object | None = _UNREAD,
+) -> None:
     """In the escalation's transaction: the ticket's escalation note, if the account has a PSA
     connection and the session a ticket id. It waits for the AI summary while that is pending."""
     run_at = now
     if handoff.ai_status == AIStatus.PENDING:
         budget = timedelta(seconds=get_settings().escalation_ai_assessment_timeout_seconds)
         run_at = now + budget + AI_WAIT_MARGIN
-    _enqueue_note(db, handoff, KIND_PSA_ESCALATION, escalation_key(handoff.id), run_at)
+    _enqueue_note(
+        db,
+        handoff,
+        KIND_PSA_ESCALATION,
+        escalation_key(handoff.id),
+        run_at,
+        integrations=integrations,
+        fresh=True,
+    )
 
 
 def enqueue_claim_note(db: Session, handoff: SessionHandoff, claimer_name: str, *, now: datetime) -> None:
