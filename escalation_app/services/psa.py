@@ -11,7 +11,8 @@ per handoff (`domain.psa` takes each note with a conditional UPDATE).
 Each note is a delivery record (channel "psa"). Failures are recorded with a reason:
 5xx, 429, timeouts and network errors are retried with backoff by `retry_due_psa`
 (run by `run_psa_sweeper`); a missing ticket (404), rejected credentials (401), a
-refusal (403) and other 4xx answers fail at once and are not retried.
+refusal (403), HaloPSA's outcome refusals and other 4xx answers fail at once and are not
+retried.
 
 The vendor requests themselves (and the public sources they were checked against) are
 in `services/psa_clients/` (`post_note`, `check_connection`).
