@@ -217,6 +217,9 @@ class FakeConnectWise(_FakePsa):
         # A status (301, 302, 303, 307) to answer note creates with, after storing the
         # note, with Location pointing at it.
         self.redirect_creates: int | None = None
+        # A status to answer note creates with, without storing, pointing elsewhere
+        # (a site that moved, a login page).
+        self.redirect_elsewhere: int | None = None
 
     @property
     def prefix(self) -> str:
@@ -270,6 +273,8 @@ class FakeConnectWise(_FakePsa):
             return self._list_notes(request, ticket)
         if (gate := self._note_gate()) is not None:
             return gate
+        if self.redirect_elsewhere:
+            return _Answer(self.redirect_elsewhere, {}, {"Location": "/v4_6_release/login/login.aspx"})
         if ticket not in self.tickets:
             return _Answer(404, {"code": "NotFound", "message": f"Ticket {ticket} not found"})
         if not request.headers.get("content-type", "").startswith("application/json"):

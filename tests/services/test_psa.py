@@ -553,3 +553,54 @@ async def test_test_connection_to_nothing_listening(world, engine):
     # The server is gone: nothing listens on its port any more.
     message = await psa_service.test_connection(actor=world.actor("riley"), engine=engine)
     assert message == "Could not connect to ConnectWise PSA: Could not reach the PSA (ConnectError)"
+
+
+# --- Vendor answers seen through the delivery records ---------------------------------
+
+
+@pytest.mark.parametrize("status", [302, 303])
+async def test_connectwise_redirect_after_creating_the_note_is_success(world, engine, status):
+    with FakeConnectWise() as fake:
+        fake.redirect_creates = status
+        connect(world, fake)
+        handoff = escalate(world)
+
+        await psa_service.push_escalation_note(handoff.id, engine=engine)
+        make_due(engine)
+        assert await psa_service.retry_due_psa(engine=engine) == 0
+
+        row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
+        assert (row.status, row.last_error) == ("sent", None)
+        assert len(fake.notes) == 1 and len(fake.note_posts()) == 1
+        assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
+
+
+@pytest.mark.parametrize(
+    ("setting", "deny", "expected"),
+    [
+        ("Private Notes", set(), "HaloPSA did not accept the note outcome “Private Notes”"),
+        ("", {7}, "HaloPSA refused the note outcome “7 (Halo's built-in private note)” for the API agent"),
+    ],
+)
+async def test_halo_outcome_refusals_are_setup_errors_not_retried(world, engine, setting, deny, expected):
+    with FakeHaloPSA(tenant="northwind") as fake:
+        fake.denied_outcomes = deny
+        connect(world, fake)
+        row = world.db.exec(
+            select(AccountIntegration).where(AccountIntegration.account_id == world.northwind.id)
+        ).one()
+        row.psa_outcome = setting or None
+        world.db.add(row)
+        world.db.commit()
+        handoff = escalate(world)
+
+        await psa_service.push_escalation_note(handoff.id, engine=engine)
+        make_due(engine)
+        assert await psa_service.retry_due_psa(engine=engine) == 0
+
+        record = records(engine, handoff.id)[KIND_PSA_ESCALATION]
+        assert record.status == "failed" and record.next_attempt_at is None
+        assert record.last_error.startswith(expected)
+        assert "under Integrations" in record.last_error
+        assert status_line(world, engine, handoff) == f"PSA note failed: {record.last_error}"
+        assert fake.notes == [] and len(fake.note_posts()) == 1

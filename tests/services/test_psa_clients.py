@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlmodel import select
 
-from escalation_app.domain.models import AccountIntegration
-from escalation_app.domain.psa import KIND_PSA_ESCALATION, PsaCredentials, PsaType
-from escalation_app.services import psa as psa_service
+from escalation_app.domain.psa import PsaCredentials, PsaType
 from escalation_app.services.psa_clients import PsaError, check_connection, connectwise, halopsa, post_note
 from escalation_app.services.psa_clients.common import carries_marker
 from tests.fakes.psa import FakeConnectWise, FakeHaloPSA
 from tests.fakes.smtp import app_settings
-from tests.services.test_psa import connect, escalate, make_due, records, status_line, world  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -190,20 +186,21 @@ async def test_connectwise_unknown_company_is_a_setup_error():
 
 
 @pytest.mark.parametrize("status", [302, 303])
-async def test_connectwise_redirect_after_creating_the_note_is_success(world, engine, status):  # noqa: F811
+async def test_connectwise_redirect_after_creating_the_note_is_success(status):
     with FakeConnectWise() as fake:
         fake.redirect_creates = status
-        connect(world, fake)
-        handoff = escalate(world)
-
-        await psa_service.push_escalation_note(handoff.id, engine=engine)
-        make_due(engine)
-        assert await psa_service.retry_due_psa(engine=engine) == 0
-
-        row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-        assert (row.status, row.last_error) == ("sent", None)
+        await post_note(cw_credentials(fake), 123, "Escalated")  # no PsaError: posted
         assert len(fake.notes) == 1 and len(fake.note_posts()) == 1
-        assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
+
+
+async def test_connectwise_redirect_elsewhere_is_a_setup_error():
+    # Positive control: only a redirect to the created note (or a found marker) is success.
+    with FakeConnectWise() as fake:
+        fake.redirect_elsewhere = 302
+        with pytest.raises(PsaError) as refused:
+            await post_note(cw_credentials(fake), 123, "Escalated", marker="job-9")
+        assert refused.value.retry is False and fake.notes == []
+        assert refused.value.message == "PSA answered with a redirect (HTTP 302); check the PSA URL"
 
 
 async def test_connectwise_redirect_with_a_marker_is_checked_against_the_ticket():
@@ -292,27 +289,14 @@ async def test_halo_outcome_setting_is_an_id_or_a_name(setting, sent):
         ("", {7}, "HaloPSA refused the note outcome “7 (Halo's built-in private note)” for the API agent"),
     ],
 )
-async def test_halo_outcome_refusals_are_setup_errors_not_retried(world, engine, setting, deny, expected):  # noqa: F811
-    with FakeHaloPSA(tenant="northwind") as fake:
+async def test_halo_outcome_refusals_are_setup_errors_not_retried(setting, deny, expected):
+    with FakeHaloPSA() as fake:
         fake.denied_outcomes = deny
-        connect(world, fake)
-        row = world.db.exec(
-            select(AccountIntegration).where(AccountIntegration.account_id == world.northwind.id)
-        ).one()
-        row.psa_outcome = setting or None
-        world.db.add(row)
-        world.db.commit()
-        handoff = escalate(world)
-
-        await psa_service.push_escalation_note(handoff.id, engine=engine)
-        make_due(engine)
-        assert await psa_service.retry_due_psa(engine=engine) == 0
-
-        record = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-        assert record.status == "failed" and record.next_attempt_at is None
-        assert record.last_error.startswith(expected)
-        assert "under Integrations" in record.last_error
-        assert status_line(world, engine, handoff) == f"PSA note failed: {record.last_error}"
+        with pytest.raises(PsaError) as refused:
+            await post_note(halo_credentials(fake, outcome=setting), 123, "Escalated")
+        assert refused.value.retry is False
+        assert refused.value.message.startswith(expected)
+        assert "under Integrations" in refused.value.message
         assert fake.notes == [] and len(fake.note_posts()) == 1
 
 
