@@ -307,6 +307,11 @@ class AccountIntegration(SQLModel, table=True):
     psa_public_key: str | None = Field(default=None, max_length=128)
     # HaloPSA only, optional: the tenant of a hosted instance.
     psa_tenant: str | None = Field(default=None, max_length=120)
+    # HaloPSA only, optional: the outcome notes are posted with, an ID ("7") or a name
+    # ("Private Note"); None means Halo's built-in private note (ID 7).
+    psa_outcome: str | None = Field(default=None, max_length=64)
+    # HaloPSA only, optional: the authorisation server, when /api/authinfo does not say.
+    psa_auth_url: str | None = Field(default=None, max_length=500)
     # Fernet token of the ConnectWise private key / HaloPSA client secret, never the
     # plaintext (a 512-character secret makes a token of about 800 characters).
     psa_secret_encrypted: str | None = Field(default=None, max_length=2048)

@@ -77,7 +77,7 @@ def psa_card() -> rx.Component:
                         type="url",
                         default_value=S.psa_url,
                         placeholder=rx.cond(
-                            is_cw, "https://api-na.myconnectwise.net", "https://yourmsp.halopsa.com"
+                            is_cw, "https://na.myconnectwise.net", "https://yourmsp.halopsa.com"
                         ),
                     ),
                     rx.cond(
@@ -95,6 +95,20 @@ def psa_card() -> rx.Component:
                                 "Client secret", "psa_secret", type="password", placeholder=secret_placeholder
                             ),
                             labelled_input("Tenant (optional)", "psa_tenant", default_value=S.psa_tenant),
+                            labelled_input(
+                                "Note outcome (ID or name, optional)",
+                                "psa_outcome",
+                                default_value=S.psa_outcome,
+                                placeholder="7 (Halo's built-in private note)",
+                                max_length=64,
+                            ),
+                            labelled_input(
+                                "Authorisation server URL (optional)",
+                                "psa_auth_url",
+                                type="url",
+                                default_value=S.psa_auth_url,
+                                placeholder="Found from the base URL when blank",
+                            ),
                             width="100%",
                         ),
                     ),

@@ -14,13 +14,10 @@ called. Secrets are never logged or written to a job.
 from __future__ import annotations
 
 import asyncio
-import base64
-import html
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -28,221 +25,14 @@ from escalation_app.domain import outbox
 from escalation_app.domain import psa as psa_domain
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.psa import PsaCredentials, PsaType
-from escalation_app.settings import get_settings
+from escalation_app.services.psa_clients import PsaError, check_connection, post_note
 
 logger = logging.getLogger(__name__)
-
-CW_API_PATH = "/v4_6_release/apis/3.0"
-_SNIPPET = 200
-_RETRY_STATUSES = {408, 425, 429}
-_NOT_FOUND_WORDS = ("not found", "does not exist", "doesn't exist", "not exist", "invalid ticket")
 
 # The handoff screen's line lives with the records it reads; re-exported for callers here.
 psa_status_line = psa_domain.psa_status_line
 
 T = TypeVar("T")
-
-
-class PsaError(Exception):
-    """A PSA call that did not work; the message is fit for the record and the screen."""
-
-    def __init__(self, message: str, *, retry: bool):
-        super().__init__(message)
-        self.message = message
-        self.retry = retry
-
-
-# --- Request shapes (one function per vendor format, easy to adjust) -----------------
-
-
-def connectwise_headers(credentials: PsaCredentials) -> dict[str, str]:
-    """ConnectWise REST auth: Basic `companyId+publicKey:privateKey` and the `clientId` header."""
-    user = f"{credentials.company_id}+{credentials.public_key}:{credentials.secret}"
-    return {
-        "Authorization": "Basic " + base64.b64encode(user.encode()).decode("ascii"),
-        "clientId": credentials.client_id,
-        "Accept": "application/json",
-    }
-
-
-def connectwise_note_body(text: str) -> dict:
-    """A ConnectWise service ticket note, internal analysis only (not shown to the contact)."""
-    return {
-        "text": text,
-        "internalAnalysisFlag": True,
-        "detailDescriptionFlag": False,
-        "resolutionFlag": False,
-    }
-
-
-def halopsa_token_form(credentials: PsaCredentials) -> dict[str, str]:
-    """HaloPSA's OAuth client-credentials token request (form-encoded)."""
-    return {
-        "grant_type": "client_credentials",
-        "client_id": credentials.client_id,
-        "client_secret": credentials.secret,
-        "scope": "all",
-    }
-
-
-def halopsa_action_body(ticket: int, text: str) -> list[dict]:
-    """A HaloPSA private note action on a ticket (POST /api/Actions takes a list).
-
-    Halo renders `note` as HTML: the text is escaped (it is the engineer's) and its
-    line breaks kept; `hiddenfromuser` and no email keep it away from the end user.
-    """
-    note = html.escape(text).replace("\n", "<br>")
-    return [
-        {
-            "ticket_id": ticket,
-            "note": note,
-            "outcome": "Private Note",
-            "hiddenfromuser": True,
-            "sendemail": False,
-        }
-    ]
-
-
-# --- HTTP -----------------------------------------------------------------------------
-
-
-def _timeout() -> float:
-    return get_settings().psa_timeout_seconds
-
-
-def _snippet(response: httpx.Response) -> str:
-    try:
-        text = response.text
-    except Exception:
-        return ""
-    return " ".join(text[:_SNIPPET].split())
-
-
-def _failure(response: httpx.Response, *, ticket: int | None) -> PsaError:
-    """The error for a non-2xx answer (`ticket`: the ticket the request was about)."""
-    code = response.status_code
-    snippet = _snippet(response)
-    detail = f"HTTP {code}" + (f": {snippet}" if snippet else "")
-    if 300 <= code < 400:
-        return PsaError(f"PSA answered with a redirect (HTTP {code}); check the PSA URL", retry=False)
-    if code == 401:
-        return PsaError("PSA rejected the credentials (HTTP 401)", retry=False)
-    if code == 403:
-        return PsaError("PSA refused access (HTTP 403): check the API user's permissions", retry=False)
-    # The API says "no such ticket" in JSON; an HTML 404 page means the URL is wrong.
-    is_json = "json" in response.headers.get("content-type", "").lower()
-    if ticket is not None and (
-        (code == 404 and is_json)
-        or (code in (400, 422) and any(w in snippet.lower() for w in _NOT_FOUND_WORDS))
-    ):
-        return PsaError(f"PSA ticket #{ticket} not found", retry=False)
-    if code == 404:
-        return PsaError("PSA answered HTTP 404: check the PSA URL", retry=False)
-    if code in _RETRY_STATUSES or code >= 500:
-        return PsaError(f"PSA unavailable ({detail})", retry=True)
-    return PsaError(f"PSA refused the request ({detail})", retry=False)
-
-
-def _check(response: httpx.Response, *, ticket: int | None = None) -> httpx.Response:
-    if not 200 <= response.status_code < 300:
-        raise _failure(response, ticket=ticket)
-    return response
-
-
-def _client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-
-
-async def _halo_token(client: httpx.AsyncClient, credentials: PsaCredentials) -> str:
-    response = await client.post(
-        f"{credentials.url}/auth/token",
-        params={"tenant": credentials.tenant} if credentials.tenant else None,
-        data=halopsa_token_form(credentials),
-        headers={"Accept": "application/json"},
-    )
-    if response.status_code in (400, 401) and "invalid_client" in response.text:
-        raise PsaError("PSA rejected the credentials (invalid client id or secret)", retry=False)
-    _check(response)
-    try:
-        token = response.json().get("access_token")
-    except (ValueError, AttributeError):
-        token = None
-    if not isinstance(token, str) or not token:
-        raise PsaError("HaloPSA answered the token request without an access token", retry=False)
-    return token
-
-
-async def _call(work, timeout: float):
-    """Run one PSA exchange, turning network trouble into PsaError."""
-    try:
-        # httpx bounds each phase; this bounds the whole exchange (token + request).
-        async with asyncio.timeout(timeout * 3):
-            return await work()
-    except PsaError:
-        raise
-    except (httpx.TimeoutException, TimeoutError):
-        raise PsaError(f"PSA did not answer within {timeout:g} s", retry=True) from None
-    except httpx.HTTPError as exc:
-        raise PsaError(f"Could not reach the PSA ({type(exc).__name__})", retry=True) from None
-
-
-async def post_note(credentials: PsaCredentials, ticket: int, text: str) -> None:
-    """Post an internal note to `ticket`; raises PsaError (with `retry`) on failure."""
-    timeout = _timeout()
-
-    async def connectwise() -> None:
-        async with _client(timeout) as client:
-            response = await client.post(
-                f"{credentials.url}{CW_API_PATH}/service/tickets/{ticket}/notes",
-                headers=connectwise_headers(credentials),
-                json=connectwise_note_body(text),
-            )
-            _check(response, ticket=ticket)
-
-    async def halopsa() -> None:
-        async with _client(timeout) as client:
-            token = await _halo_token(client, credentials)
-            response = await client.post(
-                f"{credentials.url}/api/Actions",
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                json=halopsa_action_body(ticket, text),
-            )
-            _check(response, ticket=ticket)
-
-    await _call(connectwise if credentials.psa_type is PsaType.CONNECTWISE else halopsa, timeout)
-
-
-async def check_connection(credentials: PsaCredentials) -> str:
-    """Call a cheap read endpoint; the success message, or PsaError."""
-    timeout = _timeout()
-
-    async def connectwise() -> str:
-        async with _client(timeout) as client:
-            response = _check(
-                await client.get(
-                    f"{credentials.url}{CW_API_PATH}/system/info", headers=connectwise_headers(credentials)
-                )
-            )
-        try:
-            version = response.json().get("version")
-        except (ValueError, AttributeError):
-            version = None
-        return "Connected to ConnectWise PSA" + (f" ({version})." if isinstance(version, str) else ".")
-
-    async def halopsa() -> str:
-        async with _client(timeout) as client:
-            token = await _halo_token(client, credentials)
-            _check(
-                await client.get(
-                    f"{credentials.url}/api/Tickets",
-                    params={"count": 1},
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                )
-            )
-        return "Connected to HaloPSA."
-
-    return await _call(connectwise if credentials.psa_type is PsaType.CONNECTWISE else halopsa, timeout)
 
 
 # --- The outbox job ------------------------------------------------------------------
@@ -264,7 +54,7 @@ async def run_psa_job(job: outbox.JobView, engine: Engine | None = None) -> str:
     """
     note = await _in_thread(engine, lambda db: psa_domain.prepare_note(db, job))
     try:
-        await post_note(note.credentials, note.ticket, note.text)
+        await post_note(note.credentials, note.ticket, note.text, marker=f"job-{job.id}")
     except PsaError as exc:
         if not exc.retry:
             raise outbox.JobRefused(exc.message) from exc

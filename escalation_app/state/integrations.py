@@ -29,6 +29,8 @@ class IntegrationsState(AppState):
     psa_company_id: str = ""
     psa_public_key: str = ""
     psa_tenant: str = ""
+    psa_outcome: str = ""
+    psa_auth_url: str = ""
     psa_has_secret: bool = False
     psa_form_type: str = "connectwise"
     psa_testing: bool = False
@@ -47,6 +49,8 @@ class IntegrationsState(AppState):
         self.psa_company_id = found.company_id
         self.psa_public_key = found.public_key
         self.psa_tenant = found.tenant
+        self.psa_outcome = found.outcome
+        self.psa_auth_url = found.auth_url
         self.psa_has_secret = found.has_secret
         self.psa_form_type = found.psa_type or self.psa_form_type or "connectwise"
 
@@ -68,7 +72,7 @@ class IntegrationsState(AppState):
             self.slack_url = self.teams_url = ""
             self.psa_url = self.psa_client_id = self.psa_company_id = self.psa_public_key = (
                 self.psa_tenant
-            ) = ""
+            ) = self.psa_outcome = self.psa_auth_url = ""
         self.loaded = True
 
     @rx.event
@@ -90,6 +94,8 @@ class IntegrationsState(AppState):
                 company_id=text("psa_company_id") or None,
                 public_key=text("psa_public_key") or None,
                 tenant=text("psa_tenant") or None,
+                outcome=text("psa_outcome") or None,
+                auth_url=text("psa_auth_url") or None,
             )
         if action.failed:
             return action.failure

@@ -71,6 +71,35 @@ def test_psa_secret_is_saved_but_never_sent_back(people, psa_key):
     expect(admin.get_by_label("Site URL")).to_have_value("https://api-na.myconnectwise.net")
 
 
+def test_halo_outcome_and_authorisation_server_are_kept(people, psa_key):
+    admin = people.signed_in("morgan@northwind.example", "/admin/integrations")
+    expect(admin.get_by_role("heading", name="PSA ticket notes")).to_be_visible()
+    admin.get_by_label("PSA", exact=True).select_option("halopsa")
+    admin.get_by_label("Base URL").fill("https://northwind.halopsa.com")
+    admin.get_by_label("Client secret").fill(f"halo-{uuid.uuid4().hex}")
+    admin.get_by_label("Client ID").fill("halo-client-1")
+    admin.get_by_label("Note outcome (ID or name, optional)").fill("Internal Note")
+    admin.get_by_label("Authorisation server URL (optional)").fill("http://auth.haloservicedesk.com")
+    admin.get_by_role("button", name="Save PSA connection").click()
+    # A plain-http authorisation server would receive the secret: refused, nothing saved.
+    expect(admin.get_by_text("The authorisation server URL must start with https://.")).to_be_visible()
+    admin.get_by_label("Authorisation server URL (optional)").fill("https://auth.haloservicedesk.com/")
+    admin.get_by_role("button", name="Save PSA connection").click()
+    expect(admin.get_by_text("HaloPSA connection saved")).to_be_visible()
+
+    admin.reload()
+    expect(admin.get_by_label("Note outcome (ID or name, optional)")).to_have_value("Internal Note")
+    expect(admin.get_by_label("Authorisation server URL (optional)")).to_have_value(
+        "https://auth.haloservicedesk.com"
+    )
+    with session_scope() as db:
+        row = db.exec(select(AccountIntegration).join(Account).where(Account.name == "Northwind MSP")).one()
+        assert (row.psa_outcome, row.psa_auth_url) == ("Internal Note", "https://auth.haloservicedesk.com")
+        row.psa_type = None
+        db.add(row)
+        db.commit()
+
+
 def test_escalation_and_pick_up_land_in_the_ticket(people, psa_key):
     with FakeConnectWise(tickets={4711}) as fake:
         # Point Northwind at the local fake (validation wants https, so write the row directly).

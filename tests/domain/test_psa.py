@@ -255,6 +255,16 @@ BAD_HALOPSA = (
     ({"tenant": "north wind"}, "Tenant must not contain spaces."),
     ({"tenant": "-bad"}, "Tenant may contain only letters"),
     ({"tenant": "t" * 121}, "Tenant must be at most 120 characters."),
+    ({"outcome": "o" * 65}, "The note outcome must be at most 64 characters."),
+    ({"outcome": "0"}, "The note outcome ID must be a positive number."),
+    ({"outcome": "99999999999"}, "The note outcome ID must be a positive number."),
+    ({"outcome": "Private\x07Note"}, "The note outcome must be an outcome ID or name."),
+    (
+        {"auth_url": "http://auth.haloservicedesk.com"},
+        "The authorisation server URL must start with https://",
+    ),
+    ({"auth_url": "https://10.1.1.1/auth"}, "The authorisation server URL needs a host name"),
+    ({"auth_url": "https://auth.example.com/?tenant=x"}, "must not contain ? or #"),
     ({"secret": ""}, "Client secret is required."),
 )
 
@@ -283,6 +293,8 @@ def test_bad_input_is_refused_with_a_clear_message_and_nothing_changes(world):
         ("connectwise", "https://cw.example.com:443", "https://cw.example.com"),
         ("halopsa", "https://acme.halopsa.com/auth/", "https://acme.halopsa.com"),
         ("halopsa", "https://helpdesk.acme.com/halo/api", "https://helpdesk.acme.com/halo"),
+        # The login site works too (the API host is derived); a cloud codebase path is dropped.
+        ("connectwise", "https://na.myconnectwise.net/v2025_1/apis/3.0/", "https://na.myconnectwise.net"),
     ],
 )
 def test_urls_are_normalised(kind, given, stored):
@@ -409,3 +421,41 @@ def test_claim_note_and_ticket_numbers():
     for bad in ("", None, "ACME-1", "12a", "0", "-5", "99999999999", "١٢٣"):
         with pytest.raises(InvalidInput, match="is not a ticket number"):
             ticket_number(bad)
+
+
+# --- HaloPSA outcome and authorisation server ---------------------------------------
+
+
+def test_halo_outcome_and_authorisation_server_are_saved_and_read_back(world):
+    shown = save_halo(world, outcome="  Internal   Note ", auth_url="https://auth.haloservicedesk.com/token/")
+    assert (shown.outcome, shown.auth_url) == ("Internal Note", "https://auth.haloservicedesk.com")
+    credentials = load_psa_credentials(world.db, world.northwind.id)
+    assert (credentials.outcome, credentials.auth_url) == (
+        "Internal Note",
+        "https://auth.haloservicedesk.com",
+    )
+    assert save_halo(world, outcome="0021", auth_url="https://auth.haloservicedesk.com").outcome == "21"
+    # Blank: the defaults (Halo's built-in private note, the discovered server).
+    shown = save_halo(world, outcome="", auth_url="", secret=HALO_SECRET)
+    assert (shown.outcome, shown.auth_url) == ("", "")
+    assert (row(world).psa_outcome, row(world).psa_auth_url) == (None, None)
+
+
+def test_changed_authorisation_server_needs_the_secret_again(world):
+    save_halo(world)
+    # The secret goes to the authorisation server: a new one must not get the saved secret.
+    with pytest.raises(InvalidInput, match="Enter the client secret again"):
+        save_halo(world, secret="", auth_url="https://evil.example.com/auth")
+    assert row(world).psa_auth_url is None
+    # Outcome changes keep it.
+    assert save_halo(world, secret="", outcome="Internal Note").has_secret
+
+
+def test_switching_to_connectwise_clears_the_halo_only_fields(world):
+    save_halo(world, outcome="21", auth_url="https://auth.haloservicedesk.com")
+    shown = save_cw(world, outcome="21", auth_url="https://x.example.com")
+    assert (shown.outcome, shown.auth_url, shown.tenant) == ("", "", "")
+    clear_psa_connection(db=world.db, actor=world.actor("riley"))
+    save_halo(world, outcome="21")
+    clear_psa_connection(db=world.db, actor=world.actor("riley"))
+    assert (row(world).psa_outcome, row(world).psa_auth_url) == (None, None)

@@ -28,6 +28,7 @@ from escalation_app.domain.psa import KIND_PSA_CLAIM, KIND_PSA_ESCALATION, encry
 from escalation_app.domain.support_sessions import add_step, create_session
 from escalation_app.domain.types import utcnow
 from escalation_app.services import psa as psa_service
+from escalation_app.services.psa_clients import connectwise, failure
 from tests.factories import World
 from tests.fakes.psa import FakeConnectWise, FakeHaloPSA
 from tests.fakes.smtp import app_settings
@@ -48,6 +49,13 @@ def world(db) -> World:
         world = World(db)
         db.commit()  # end the read transaction (SQLite: it holds the write lock)
         yield world
+
+
+@pytest.fixture(autouse=True)
+def _fresh_codebase_cache():
+    connectwise.clear_cache()
+    yield
+    connectwise.clear_cache()
 
 
 @pytest.fixture(params=["connectwise", "halopsa"])
@@ -194,15 +202,20 @@ async def test_escalation_note_lands_in_the_ticket_with_the_documentation(world,
             "resolutionFlag": False,
         }
     else:
-        # Halo renders the note as HTML: the engineer's text is escaped, lines kept.
+        # Halo renders the note as HTML (note_html): the engineer's text is escaped,
+        # lines kept; no plain `note`.
         assert "Checked MX &lt;records&gt;" in note.text and "<records>" not in note.text
         assert "<br>" in note.text
         [action] = note.body
-        assert action["outcome"] == "Private Note" and action["hiddenfromuser"] is True
-        assert action["sendemail"] is False
-        # One token request with the tenant, then the Bearer call.
-        [token_request] = [r for r in fake.requests if r.path == "/auth/token"]
+        assert action["note_html"] == note.text and "note" not in action
+        assert action["outcome_id"] == 7 and "outcome" not in action  # the built-in private note
+        assert action["hiddenfromuser"] is True and action["sendemail"] is False
+        # One token request, on the authorisation server /api/authinfo named, with the
+        # tenant and only the scopes the notes need; then the Bearer call.
+        [token_request] = fake.token_requests()
+        assert token_request.server == "auth"
         assert token_request.query == {"tenant": ["northwind"]}
+        assert b"scope=read%3Atickets+edit%3Atickets" in token_request.body
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
     assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
@@ -419,7 +432,8 @@ async def test_timeout_is_recorded_and_retried(world, engine, fake):
     assert await psa_service.retry_due_psa(engine=engine) == 1
     assert records(engine, handoff.id)[KIND_PSA_ESCALATION].status == "sent"
     # The stalled first post finished on the server after we gave up; the retry is the
-    # one we recorded. (A PSA that accepts a post it answers too late gets it twice.)
+    # one we recorded. (Without a marker from the caller a PSA that accepts a post it
+    # answers too late gets it twice: see test_psa_clients for the marker.)
     assert 1 <= len(fake.notes) <= 2
 
 
@@ -496,7 +510,7 @@ async def test_status_line_is_account_scoped(world, engine, fake):
 )
 def test_answers_map_to_clear_reasons(status, content_type, body, message, retry):
     response = httpx.Response(status, headers={"Content-Type": content_type}, text=body)
-    error = psa_service._failure(response, ticket=7)
+    error = failure(response, ticket=7)
     assert (error.message, error.retry) == (message, retry)
 
 
@@ -507,7 +521,10 @@ async def test_test_connection_reports_success_and_rejection(world, engine, fake
     connect(world, fake)
     message = await psa_service.test_connection(actor=world.actor("riley"), engine=engine)
     assert message == (
-        "Connected to ConnectWise PSA (v2025.1.10431)." if is_cw(fake) else "Connected to HaloPSA."
+        "Connected to ConnectWise PSA v2025.1.10431 (codebase v2025_1, API version 2025.1)."
+        if is_cw(fake)
+        else "Connected to HaloPSA as agent “Escalation Desk API”; ticket list read; "
+        "permissions granted: edit:tickets read:tickets."
     )
     if is_cw(fake):
         [info] = [r for r in fake.requests if r.path.endswith("/system/info")]
@@ -536,3 +553,54 @@ async def test_test_connection_to_nothing_listening(world, engine):
     # The server is gone: nothing listens on its port any more.
     message = await psa_service.test_connection(actor=world.actor("riley"), engine=engine)
     assert message == "Could not connect to ConnectWise PSA: Could not reach the PSA (ConnectError)"
+
+
+# --- Vendor answers seen through the delivery records ---------------------------------
+
+
+@pytest.mark.parametrize("status", [302, 303])
+async def test_connectwise_redirect_after_creating_the_note_is_success(world, engine, status):
+    with FakeConnectWise() as fake:
+        fake.redirect_creates = status
+        connect(world, fake)
+        handoff = escalate(world)
+
+        await psa_service.push_escalation_note(handoff.id, engine=engine)
+        make_due(engine)
+        assert await psa_service.retry_due_psa(engine=engine) == 0
+
+        row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
+        assert (row.status, row.last_error) == ("sent", None)
+        assert len(fake.notes) == 1 and len(fake.note_posts()) == 1
+        assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
+
+
+@pytest.mark.parametrize(
+    ("setting", "deny", "expected"),
+    [
+        ("Private Notes", set(), "HaloPSA did not accept the note outcome “Private Notes”"),
+        ("", {7}, "HaloPSA refused the note outcome “7 (Halo's built-in private note)” for the API agent"),
+    ],
+)
+async def test_halo_outcome_refusals_are_setup_errors_not_retried(world, engine, setting, deny, expected):
+    with FakeHaloPSA(tenant="northwind") as fake:
+        fake.denied_outcomes = deny
+        connect(world, fake)
+        row = world.db.exec(
+            select(AccountIntegration).where(AccountIntegration.account_id == world.northwind.id)
+        ).one()
+        row.psa_outcome = setting or None
+        world.db.add(row)
+        world.db.commit()
+        handoff = escalate(world)
+
+        await psa_service.push_escalation_note(handoff.id, engine=engine)
+        make_due(engine)
+        assert await psa_service.retry_due_psa(engine=engine) == 0
+
+        record = records(engine, handoff.id)[KIND_PSA_ESCALATION]
+        assert record.status == "failed" and record.next_attempt_at is None
+        assert record.last_error.startswith(expected)
+        assert "under Integrations" in record.last_error
+        assert status_line(world, engine, handoff) == f"PSA note failed: {record.last_error}"
+        assert fake.notes == [] and len(fake.note_posts()) == 1

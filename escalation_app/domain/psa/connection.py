@@ -38,10 +38,13 @@ COMPANY_ID_MAX = 64
 PUBLIC_KEY_MAX = 128
 TENANT_MAX = 120
 SECRET_MAX = 512
+OUTCOME_MAX = 64
+OUTCOME_ID_MAX = 2**31 - 1
 
 _TOKEN_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_CW_API_SUFFIX = "/v4_6_release/apis/3.0"
+# A pasted API path: "/v4_6_release/apis/3.0" (on-premises) or "/v2025_1/apis/3.0" (cloud).
+_CW_API_SUFFIX = re.compile(r"/v[0-9a-z_]+/apis/3\.0$", re.IGNORECASE)
 
 
 class PsaType(StrEnum):
@@ -104,12 +107,57 @@ def _psa_type(value: str | None) -> PsaType:
 def validate_psa_url(value: str | None, psa_type: PsaType | str) -> str:
     """Check and normalise a PSA URL: https, a real host name, no credentials or query.
 
-    ConnectWise: the API site only (a pasted `/v4_6_release/apis/3.0` is dropped).
+    ConnectWise: the site only (a pasted `/v4_6_release/apis/3.0` or `/v2025_1/apis/3.0`
+    is dropped); the login site (na.myconnectwise.net) and the API site
+    (api-na.myconnectwise.net) both work.
     HaloPSA: the instance URL (a pasted `/api` or `/auth` is dropped); a path prefix is
     kept for on-premises installs under a virtual directory.
     """
     kind = PsaType(psa_type)
-    label = f"The {kind.label} URL"
+    netloc, path = _https_url(value, f"The {kind.label} URL", _example(kind))
+    if kind is PsaType.CONNECTWISE:
+        path = _CW_API_SUFFIX.sub("", path)
+        if path:
+            raise InvalidInput(f"The {kind.label} URL must be the site only, like {_example(kind)}.")
+    else:
+        for suffix in ("/api", "/auth"):
+            if path.lower().endswith(suffix):
+                path = path[: -len(suffix)]
+                break
+    return f"https://{netloc}{path}"
+
+
+def validate_auth_url(value: str | None) -> str | None:
+    """Check HaloPSA's optional "Authorisation server URL" (Configuration > Integrations >
+    Halo API, API details), e.g. https://auth.haloservicedesk.com or
+    https://yourmsp.halopsa.com/auth. Blank: None (discovered from the instance). A
+    pasted `/token` is dropped: the token endpoint is `{this URL}/token`."""
+    if not (value or "").strip():
+        return None
+    netloc, path = _https_url(value, "The authorisation server URL", "https://yourmsp.halopsa.com/auth")
+    if path.lower().endswith("/token"):
+        path = path[: -len("/token")]
+    return f"https://{netloc}{path}"
+
+
+def validate_outcome(value: str | None) -> str | None:
+    """Check the HaloPSA outcome a note is posted with: an outcome ID ("7") or its name
+    ("Private Note"), as Halo lists them under Configuration > Tickets > Actions. Blank:
+    None (the default, Halo's built-in private note)."""
+    cleaned = " ".join((value or "").split())
+    if not cleaned:
+        return None
+    if len(cleaned) > OUTCOME_MAX:
+        raise InvalidInput(f"The note outcome must be at most {OUTCOME_MAX} characters.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise InvalidInput("The note outcome must be an outcome ID or name.")
+    if cleaned.isdigit() and not 0 < int(cleaned) <= OUTCOME_ID_MAX:
+        raise InvalidInput("The note outcome ID must be a positive number.")
+    return str(int(cleaned)) if cleaned.isdigit() else cleaned
+
+
+def _https_url(value: str | None, label: str, example: str) -> tuple[str, str]:
+    """An https URL's normalised host[:port] and path (no trailing slash), or InvalidInput."""
     url = (value or "").strip()
     if not url:
         raise InvalidInput(f"{label} is required.")
@@ -133,22 +181,11 @@ def validate_psa_url(value: str | None, psa_type: PsaType | str) -> str:
     except ValueError:
         is_ip = False
     if not host or "." not in host or is_ip or not re.fullmatch(r"[a-z0-9.-]+", host):
-        raise InvalidInput(f"{label} needs a host name, like {_example(kind)}.")
+        raise InvalidInput(f"{label} needs a host name, like {example}.")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise InvalidInput(f"{label} must not contain ? or #.")
-    path = parts.path.rstrip("/")
-    if kind is PsaType.CONNECTWISE:
-        if path.lower().endswith(_CW_API_SUFFIX):
-            path = path[: -len(_CW_API_SUFFIX)]
-        if path:
-            raise InvalidInput(f"{label} must be the site only, like {_example(kind)}.")
-    else:
-        for suffix in ("/api", "/auth"):
-            if path.lower().endswith(suffix):
-                path = path[: -len(suffix)]
-                break
     netloc = host if port in (None, 443) else f"{host}:{port}"
-    return f"https://{netloc}{path}"
+    return netloc, parts.path.rstrip("/")
 
 
 def _example(kind: PsaType) -> str:
@@ -193,6 +230,8 @@ class PsaSettings:
     company_id: str  # ConnectWise
     public_key: str  # ConnectWise
     tenant: str  # HaloPSA, optional
+    outcome: str  # HaloPSA, optional: outcome ID or name ("" = DEFAULT_OUTCOME)
+    auth_url: str  # HaloPSA, optional: authorisation server override ("" = discovered)
     has_secret: bool
     secret_label: str  # "private key" / "client secret" / ""
     updated_at: datetime | None
@@ -215,9 +254,11 @@ class PsaCredentials:
     public_key: str
     tenant: str
     secret: str = field(repr=False)
+    outcome: str = ""  # HaloPSA: outcome ID or name; "" = DEFAULT_OUTCOME
+    auth_url: str = ""  # HaloPSA: authorisation server override; "" = discovered
 
 
-_EMPTY = PsaSettings("", "", "", "", "", "", "", False, "", None, None)
+_EMPTY = PsaSettings("", "", "", "", "", "", "", "", "", False, "", None, None)
 
 
 def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
@@ -235,6 +276,8 @@ def _public(db: Session, row: AccountIntegration | None) -> PsaSettings:
         company_id=row.psa_company_id or "",
         public_key=row.psa_public_key or "",
         tenant=row.psa_tenant or "",
+        outcome=row.psa_outcome or "",
+        auth_url=row.psa_auth_url or "",
         has_secret=bool(row.psa_secret_encrypted),
         secret_label=kind.secret_label,
         updated_at=row.updated_at,
@@ -259,20 +302,24 @@ def save_psa_connection(
     company_id: str | None = None,
     public_key: str | None = None,
     tenant: str | None = None,
+    outcome: str | None = None,
+    auth_url: str | None = None,
 ) -> PsaSettings:
     """Validate and store the account's PSA connection (owners and admins only).
 
     `secret` is the ConnectWise private key or the HaloPSA client secret; blank keeps
-    the saved one when the type and URL are unchanged. ConnectWise needs `company_id`
-    and `public_key`; HaloPSA takes an optional `tenant`. Fields of the other type are
-    ignored and cleared. Everything is checked (and the secret encrypted) before
+    the saved one when the type, URL and authorisation server are unchanged (the
+    secret goes to the authorisation server). ConnectWise needs `company_id` and
+    `public_key`; HaloPSA takes an optional `tenant`, note `outcome` (ID or name) and
+    `auth_url` (authorisation server override). Fields of the other type are ignored
+    and cleared. Everything is checked (and the secret encrypted) before
     anything changes, so an error saves nothing.
     """
     require_manager(actor)
     kind = _psa_type(psa_type)
     clean_url = validate_psa_url(url, kind)
     clean_client = _token(client_id, "Client ID", CLIENT_ID_MAX, required=True)
-    clean_company = clean_public = clean_tenant = None
+    clean_company = clean_public = clean_tenant = clean_outcome = clean_auth_url = None
     if kind is PsaType.CONNECTWISE:
         clean_company = _no_colon(
             _token(company_id, "Company ID", COMPANY_ID_MAX, required=True) or "", "Company ID"
@@ -284,6 +331,8 @@ def save_psa_connection(
         clean_tenant = _token(tenant, "Tenant", TENANT_MAX, required=False)
         if clean_tenant and not _TENANT_RE.fullmatch(clean_tenant):
             raise InvalidInput("Tenant may contain only letters, digits, dots, dashes and underscores.")
+        clean_outcome = validate_outcome(outcome)
+        clean_auth_url = validate_auth_url(auth_url)
     secret_label = kind.secret_label.capitalize()
     new_secret = _token(secret, secret_label, SECRET_MAX, required=False)
 
@@ -294,13 +343,14 @@ def save_psa_connection(
             existing is not None
             and existing.psa_type == kind.value
             and existing.psa_url == clean_url
+            and (existing.psa_auth_url or None) == clean_auth_url
             and bool(existing.psa_secret_encrypted)
         )
         if not same_target:
             if existing is not None and existing.psa_type and existing.psa_secret_encrypted:
                 raise InvalidInput(
                     f"Enter the {kind.secret_label} again: a saved secret is kept only while "
-                    "the PSA type and URL stay the same."
+                    "the PSA type, URL and authorisation server stay the same."
                 )
             raise InvalidInput(f"{secret_label} is required.")
         keep_token = existing.psa_secret_encrypted  # type: ignore[union-attr]
@@ -315,6 +365,8 @@ def save_psa_connection(
         psa_company_id=clean_company,
         psa_public_key=clean_public,
         psa_tenant=clean_tenant,
+        psa_outcome=clean_outcome,
+        psa_auth_url=clean_auth_url,
         psa_secret_encrypted=token,
     )
     return _public(db, row)
@@ -334,6 +386,8 @@ def clear_psa_connection(*, db: Session, actor: Actor) -> PsaSettings:
         row.psa_company_id = None
         row.psa_public_key = None
         row.psa_tenant = None
+        row.psa_outcome = None
+        row.psa_auth_url = None
         row.psa_secret_encrypted = None
         row.updated_at = utcnow()
         row.updated_by_id = actor.id
@@ -363,6 +417,8 @@ def load_psa_credentials(db: Session, account_id: int) -> PsaCredentials | None:
         public_key=row.psa_public_key or "",
         tenant=row.psa_tenant or "",
         secret=decrypt_secret(row.psa_secret_encrypted),
+        outcome=row.psa_outcome or "",
+        auth_url=row.psa_auth_url or "",
     )
 
 
