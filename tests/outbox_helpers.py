@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
+from escalation_app.domain import outbox
 from escalation_app.domain.models import OutboxJob
 from escalation_app.domain.types import utcnow
 from escalation_app.services.worker import Worker
@@ -58,3 +60,28 @@ def outbox_jobs(engine: Engine, **where) -> list[OutboxJob]:
         for name, value in where.items():
             query = query.where(getattr(OutboxJob, name) == value)
         return list(s.exec(query).all())
+
+
+def clear_outbox(db: Session) -> None:
+    """Drop every job (the demo data's escalation has its own), so a test sees only its jobs."""
+    db.exec(delete(OutboxJob))
+    db.commit()
+
+
+def take_and_die(
+    engine: Engine, *, clock: Clock, kinds: Iterable[str], limit: int = 20
+) -> list[outbox.JobView]:
+    """A worker takes due jobs (a lease, an attempt) and dies before running them."""
+    with Session(engine) as db:
+        return outbox.take_due(db, worker_id="dead-worker", now=clock(), limit=limit, kinds=list(kinds))
+
+
+@contextmanager
+def committed_jobs() -> Iterator[list[outbox.JobView]]:
+    """The jobs the committing process is told about (`outbox.set_commit_listener`), in order."""
+    heard: list[outbox.JobView] = []
+    outbox.set_commit_listener(heard.extend)
+    try:
+        yield heard
+    finally:
+        outbox.set_commit_listener(None)
