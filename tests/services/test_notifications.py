@@ -23,6 +23,7 @@ from escalation_app.domain.handoffs import create_handoff
 from escalation_app.domain.models import OutboxJob, SessionHandoff, SupportSession
 from escalation_app.domain.outbox import JobKind
 from escalation_app.domain.types import utcnow
+from escalation_app.services import email
 from tests.factories import World
 from tests.fakes.smtp import SmtpSink, app_settings, free_port
 from tests.outbox_helpers import Clock, clear_outbox, outbox_jobs, run_outbox, take_and_die, worker
@@ -328,6 +329,38 @@ async def test_slow_server_times_out_without_slowing_the_caller(world, engine, c
         sink.stall_seconds = 0
         clock.advance(seconds=POLICY.retry_delay(1).total_seconds())
         assert await run_outbox(engine, kinds=EMAIL, clock=clock) == 3
+        assert set(sink.by_recipient()) == TEAM
+
+
+async def test_a_server_slow_to_say_goodbye_gets_each_email_once(world, engine, sink, clock, monkeypatch):
+    # The message counts as sent at the 250 after DATA; a QUIT that stalls changes nothing.
+    monkeypatch.setattr(email, "QUIT_SECONDS", 0.2)
+    sink.quit_stall_seconds = 3
+    handoff = escalate(world)
+
+    assert await run_outbox(engine, kinds=EMAIL, clock=clock) == 3
+
+    rows = records(engine, handoff.id)
+    assert {(r.status, r.attempts, r.last_error) for r in rows.values()} == {("done", 1, None)}
+    clock.advance(days=1)
+    assert await run_outbox(engine, kinds=EMAIL, clock=clock) == 0
+    assert set(sink.by_recipient()) == TEAM  # by_recipient fails on a duplicate
+
+
+async def test_a_late_250_inside_the_data_timeout_gets_each_email_once(world, engine, clock):
+    # Each SMTP step has 0.5 s, the server's answer to the message body 5 s: a server
+    # that takes 1.5 s to accept has accepted, and the email is not sent again.
+    env = smtp_env(0, smtp_timeout_seconds=0.5, smtp_data_timeout_seconds=5)
+    with SmtpSink() as sink, app_settings(**{**env, "smtp_port": sink.port}):
+        sink.accept_after_seconds = 1.5
+        handoff = escalate(world)
+
+        assert await run_outbox(engine, kinds=EMAIL, clock=clock) == 3
+
+        rows = records(engine, handoff.id)
+        assert {(r.status, r.attempts, r.last_error) for r in rows.values()} == {("done", 1, None)}
+        clock.advance(days=1)
+        assert await run_outbox(engine, kinds=EMAIL, clock=clock) == 0
         assert set(sink.by_recipient()) == TEAM
 
 
