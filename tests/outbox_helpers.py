@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -74,14 +73,3 @@ def take_and_die(
     """A worker takes due jobs (a lease, an attempt) and dies before running them."""
     with Session(engine) as db:
         return outbox.take_due(db, worker_id="dead-worker", now=clock(), limit=limit, kinds=list(kinds))
-
-
-@contextmanager
-def committed_jobs() -> Iterator[list[outbox.JobView]]:
-    """The jobs the committing process is told about (`outbox.set_commit_listener`), in order."""
-    heard: list[outbox.JobView] = []
-    outbox.set_commit_listener(heard.extend)
-    try:
-        yield heard
-    finally:
-        outbox.set_commit_listener(None)
