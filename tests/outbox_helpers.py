@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
+from escalation_app.domain import outbox
 from escalation_app.domain.models import OutboxJob
 from escalation_app.domain.types import utcnow
 from escalation_app.services.worker import Worker
@@ -58,3 +59,17 @@ def outbox_jobs(engine: Engine, **where) -> list[OutboxJob]:
         for name, value in where.items():
             query = query.where(getattr(OutboxJob, name) == value)
         return list(s.exec(query).all())
+
+
+def clear_outbox(db: Session) -> None:
+    """Drop every job (the demo data's escalation has its own), so a test sees only its jobs."""
+    db.exec(delete(OutboxJob))
+    db.commit()
+
+
+def take_and_die(
+    engine: Engine, *, clock: Clock, kinds: Iterable[str], limit: int = 20
+) -> list[outbox.JobView]:
+    """A worker takes due jobs (a lease, an attempt) and dies before running them."""
+    with Session(engine) as db:
+        return outbox.take_due(db, worker_id="dead-worker", now=clock(), limit=limit, kinds=list(kinds))

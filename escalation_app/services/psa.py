@@ -54,7 +54,11 @@ async def run_psa_job(job: outbox.JobView, engine: Engine | None = None) -> str:
     """
     note = await _in_thread(engine, lambda db: psa_domain.prepare_note(db, job))
     try:
-        await post_note(note.credentials, note.ticket, note.text, marker=f"job-{job.id}")
+        # The marker makes a retry find a note an earlier attempt posted (the PSA
+        # answered after our timeout); a first attempt has nothing to look for.
+        await post_note(
+            note.credentials, note.ticket, note.text, marker=f"job-{job.id}", look_first=job.attempts > 1
+        )
     except PsaError as exc:
         if not exc.retry:
             raise outbox.JobRefused(exc.message) from exc

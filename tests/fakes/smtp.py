@@ -1,7 +1,8 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, in its own thread.
 
 It records what it accepted, and can be told to refuse a login, refuse a recipient,
-stall before answering DATA, accept a message late, or stall on QUIT, so the tests can watch each failure and the recovery.
+stall before answering DATA (and give up, or accept late) or stall before answering
+QUIT, so the tests can watch each failure and the recovery.
 """
 
 from __future__ import annotations
@@ -54,20 +55,20 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.sink.accept_after_seconds:
-            # Slow to answer, but the message is taken: a resend would be a duplicate.
-            await asyncio.sleep(self.sink.accept_after_seconds)
         if self.sink.stall_seconds:
             # A server that stalls and then gives up: the message is not kept.
             await asyncio.sleep(self.sink.stall_seconds)
             return "451 4.3.0 Try again later"
+        if self.sink.accept_after_seconds:
+            # A slow server that does keep the message: its 250 comes late.
+            await asyncio.sleep(self.sink.accept_after_seconds)
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         self.sink.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 Message accepted for delivery"
 
     async def handle_QUIT(self, server, session, envelope):
         if self.sink.quit_stall_seconds:
-            # Everything was accepted; the server is just slow to say goodbye.
+            # The message is already accepted; only the goodbye is slow.
             await asyncio.sleep(self.sink.quit_stall_seconds)
         return "221 Bye"
 

@@ -2,6 +2,8 @@
 
 The real `anthropic` SDK talks HTTP to `tests.fakes.anthropic` through `base_url`;
 every case ends by reading what was committed, from a separate database session.
+Each escalation commits with its `assessment` outbox job; most cases run that job
+through the real worker and handler (`run_outbox`).
 Database tests run on SQLite and PostgreSQL (the `db`/`engine` fixtures).
 """
 
@@ -18,9 +20,9 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from escalation_app.domain import assessments
+from escalation_app.domain import assessments, outbox
 from escalation_app.domain.assessments import (
     OFFLINE_LABEL,
     Assessment,
@@ -37,21 +39,18 @@ from escalation_app.domain.assessments import (
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import create_handoff
 from escalation_app.domain.models import SessionHandoff
+from escalation_app.domain.outbox import JobKind
 from escalation_app.domain.support_sessions import add_step
 from escalation_app.domain.types import utcnow
 from escalation_app.services import assessment as service
-from escalation_app.services.assessment import (
-    ASSESSMENT_TOOL,
-    RetryPolicy,
-    run_assessment,
-    schedule_assessment,
-    sweep_stale_pending,
-)
+from escalation_app.services.assessment import ASSESSMENT_TOOL, RetryPolicy, run_assessment
 from escalation_app.settings import Settings, get_settings
 from tests.factories import World
 from tests.fakes import anthropic as fake_api
+from tests.outbox_helpers import Clock, clear_outbox, outbox_jobs, run_outbox, take_and_die
 
 ATTEMPTS = 3
+ASSESS = [JobKind.ASSESSMENT]
 FULL = {
     "summary_prose": "Outbound mail is stuck in the queue. The smart host rejects relaying.",
     "what_we_know": ["Queue holds 240 messages", "Smart host answers 550 5.7.1"],
@@ -108,18 +107,54 @@ def fake() -> Iterator[fake_api.FakeAnthropic]:
 
 @pytest.fixture
 def world(db) -> World:
-    return World(db)
+    world = World(db)
+    # Only this test's escalations have jobs (the demo data's has its own).
+    clear_outbox(db)
+    return world
 
 
 class ReadyCalls:
-    """An `on_ready` callback that records the status it could read when called."""
+    """What open screens are told: each "assessed" live push committed, with the status a
+    fresh session could read when the committing process heard of it."""
 
     def __init__(self, engine):
         self.engine = engine
-        self.calls: list[tuple[uuid.UUID, str]] = []
+        self.heard: list[outbox.JobView] = []
+        self.statuses: dict[int, str] = {}
 
-    async def __call__(self, handoff_id: uuid.UUID) -> None:
-        self.calls.append((handoff_id, read(self.engine, handoff_id).ai_status))
+    def __call__(self, jobs: list[outbox.JobView]) -> None:
+        self.heard.extend(jobs)
+        for job in jobs:
+            if job.kind == JobKind.LIVE and job.payload.get("event") == "assessed":
+                self.statuses[job.id] = read(self.engine, job.handoff_id).ai_status
+
+    @property
+    def calls(self) -> list[tuple[uuid.UUID, str]]:
+        return [
+            (job.handoff_id, self.statuses[job.id])
+            for job in self.heard
+            if job.kind == JobKind.LIVE and job.payload.get("event") == "assessed"
+        ]
+
+
+@pytest.fixture
+def on_ready(engine) -> Iterator[ReadyCalls]:
+    """Listen to the outbox's commits for the "assessed" live push (what replaced `on_ready`)."""
+    calls = ReadyCalls(engine)
+    outbox.set_commit_listener(calls)
+    try:
+        yield calls
+    finally:
+        outbox.set_commit_listener(None)
+
+
+def assessed_pushes(engine, handoff_id) -> list[str]:
+    """The "assessed" live pushes committed for a handoff (their job statuses)."""
+    return [
+        j.status
+        for j in outbox_jobs(engine, handoff_id=handoff_id, kind=JobKind.LIVE)
+        if j.payload.get("event") == "assessed"
+    ]
 
 
 def read(engine, handoff_id) -> SessionHandoff:
@@ -152,10 +187,14 @@ def sent_api_key(headers: dict[str, str]) -> str | None:
     return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
 
 
-async def assess_with(fake, ai, engine, handoff_id, *replies, timeout=5.0, on_ready=None):
+async def assess_with(fake, ai, engine, handoff_id, *replies, timeout=5.0):
+    """Run the escalation's assessment job through the worker, against the scripted fake."""
     ai.set(base_url=fake.base_url, timeout=timeout)
     fake.script(*replies)
-    await run_assessment(handoff_id, engine=engine, on_ready=on_ready)
+    assert await run_outbox(engine, kinds=ASSESS) == 1
+    [job] = outbox_jobs(engine, handoff_id=handoff_id, kind=JobKind.ASSESSMENT)
+    # A stored outcome (ready or failed) is the job done; only a failure to store retries.
+    assert (job.status, job.attempts, job.result) == ("done", 1, "stored")
     return read(engine, handoff_id)
 
 
@@ -164,11 +203,10 @@ async def assess_with(fake, ai, engine, handoff_id, *replies, timeout=5.0, on_re
 # ---------------------------------------------------------------------------
 
 
-async def test_tool_use_answer_is_stored_and_request_has_the_right_shape(world, engine, fake, ai):
+async def test_tool_use_answer_is_stored_and_request_has_the_right_shape(world, engine, fake, ai, on_ready):
     hid = escalate(world, notes="Smart host rejects us since the ISP change")
-    on_ready = ReadyCalls(engine)
 
-    row = await assess_with(fake, ai, engine, hid, fake_api.tool_use(FULL), on_ready=on_ready)
+    row = await assess_with(fake, ai, engine, hid, fake_api.tool_use(FULL))
 
     assert row.ai_status == "ready"
     assert row.ai_error is None
@@ -181,8 +219,9 @@ async def test_tool_use_answer_is_stored_and_request_has_the_right_shape(world, 
     # The model that answered, not only the one asked for.
     assert row.ai_model == fake_api.DEFAULT_MODEL
     assert row.ai_generated_at is not None
-    # on_ready ran once, after the commit (it could already read "ready").
+    # Open screens are pushed once, by a job committed with the result (it reads "ready").
     assert on_ready.calls == [(hid, "ready")]
+    assert assessed_pushes(engine, hid) == ["pending"]
 
     [request] = fake.requests
     assert request.path == "/v1/messages"
@@ -255,12 +294,11 @@ async def test_overloaded_then_success_is_retried(world, engine, fake, ai):
 # ---------------------------------------------------------------------------
 
 
-async def test_answer_slower_than_the_timeout_fails_with_timed_out(world, engine, fake, ai):
+async def test_answer_slower_than_the_timeout_fails_with_timed_out(world, engine, fake, ai, on_ready):
     hid = escalate(world)
-    on_ready = ReadyCalls(engine)
     slow = fake_api.tool_use(FULL)
     slow.delay = 10  # cut short when the fake stops
-    row = await assess_with(fake, ai, engine, hid, slow, timeout=1.0, on_ready=on_ready)
+    row = await assess_with(fake, ai, engine, hid, slow, timeout=1.0)
     assert row.ai_status == "failed"
     assert row.ai_error == "timed out after 1s"
     assert row.ai_assessment is None and row.ai_assessment_data is None
@@ -313,7 +351,7 @@ async def test_response_body_that_is_not_json_fails_as_malformed(world, engine, 
 async def test_connection_refused_fails_after_retries(world, engine, ai):
     hid = escalate(world)
     ai.set(base_url=fake_api.closed_port_url())
-    await run_assessment(hid, engine=engine)
+    await run_outbox(engine, kinds=ASSESS)
     row = read(engine, hid)
     assert row.ai_status == "failed"
     assert row.ai_error == f"could not reach the AI service; tried {ATTEMPTS} times"
@@ -326,16 +364,22 @@ async def test_failures_are_logged(world, engine, fake, ai, caplog):
     assert any(str(hid) in r.getMessage() and "bad request" in r.getMessage() for r in caplog.records)
 
 
-async def test_on_ready_errors_are_logged_not_raised(world, engine, ai, caplog):
+async def test_a_failing_commit_listener_is_logged_not_raised(world, engine, ai, caplog):
     hid = escalate(world)
 
-    async def broken(_handoff_id):
+    def broken(_jobs):
         raise RuntimeError("publisher down")
 
-    with caplog.at_level(logging.ERROR, logger=service.__name__):
-        await run_assessment(hid, engine=engine, on_ready=broken)
+    outbox.set_commit_listener(broken)
+    try:
+        with caplog.at_level(logging.ERROR, logger=outbox.__name__):
+            await run_outbox(engine, kinds=ASSESS)
+    finally:
+        outbox.set_commit_listener(None)
     assert read(engine, hid).ai_status == "ready"
-    assert any("on_ready callback failed" in r.getMessage() for r in caplog.records)
+    # The push itself is committed: a worker runs it even though the wake-up failed.
+    assert assessed_pushes(engine, hid) == ["pending"]
+    assert any("outbox commit listener failed" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------
@@ -343,12 +387,11 @@ async def test_on_ready_errors_are_logged_not_raised(world, engine, ai, caplog):
 # ---------------------------------------------------------------------------
 
 
-async def test_without_a_key_an_offline_summary_is_stored(world, engine, fake, ai):
+async def test_without_a_key_an_offline_summary_is_stored(world, engine, fake, ai, on_ready):
     ai.set(key="", base_url=fake.base_url)
     hid = escalate(world, steps=2, notes="Customer says it worked yesterday")
-    on_ready = ReadyCalls(engine)
 
-    await run_assessment(hid, engine=engine, on_ready=on_ready)
+    assert await run_outbox(engine, kinds=ASSESS) == 1
 
     row = read(engine, hid)
     assert fake.requests == []
@@ -366,19 +409,21 @@ async def test_without_a_key_an_offline_summary_is_stored(world, engine, fake, a
     assert on_ready.calls == [(hid, "ready")]
 
 
-async def test_a_park_is_never_assessed(world, engine, fake, ai):
+async def test_a_park_is_never_assessed(world, engine, fake, ai, on_ready):
     hid = park(world)
-    on_ready = ReadyCalls(engine)
     ai.set(base_url=fake.base_url)
     fake.script(fake_api.tool_use(FULL))
 
-    await run_assessment(hid, engine=engine, on_ready=on_ready)
+    # A park commits no assessment job; asked directly, the service does nothing.
+    assert outbox_jobs(engine, handoff_id=hid, kind=JobKind.ASSESSMENT) == []
+    assert await run_outbox(engine, kinds=ASSESS) == 0
+    assert await run_assessment(hid, engine=engine) is False
 
     row = read(engine, hid)
     assert row.ai_status == "not_needed"
     assert row.ai_assessment_data is None
     assert fake.requests == []
-    assert on_ready.calls == []
+    assert on_ready.calls == [] and assessed_pushes(engine, hid) == []
     with Session(engine) as other:
         assert not store_assessment(
             db=other, handoff_id=hid, assessment=Assessment(), model="m", offline=False
@@ -391,34 +436,42 @@ async def test_finished_assessment_is_not_overwritten_by_a_second_run(world, eng
     hid = escalate(world)
     await assess_with(fake, ai, engine, hid, fake_api.tool_use(FULL))
     fake.script(fake_api.tool_use({**FULL, "likely_cause": "something else"}))
-    await run_assessment(hid, engine=engine)
+    # A second run of the same job (its worker died after storing, say) changes nothing.
+    [job] = outbox_jobs(engine, handoff_id=hid, kind=JobKind.ASSESSMENT)
+    assert await service.run_assessment_job(outbox.JobView.of(job), engine) == "nothing to do"
+    assert await run_assessment(hid, engine=engine) is False
     assert len(fake.requests) == 1
     assert read(engine, hid).ai_assessment_data["likely_cause"] == FULL["likely_cause"]
+    assert assessed_pushes(engine, hid) == ["pending"]
 
 
-async def test_startup_sweep_completes_stale_pending_assessments(world, engine, fake, ai):
-    stale = escalate(world)
-    fresh = escalate(world, owner="sam")
-    parked = park(world)
-    with Session(engine) as other:
-        other.exec(
-            update(SessionHandoff)
-            .where(col(SessionHandoff.id).in_([stale, parked]))
-            .values(created_at=utcnow() - timedelta(minutes=10))
-        )
-        other.commit()
+async def test_an_assessment_whose_worker_died_is_run_again_after_its_lease(world, engine, fake, ai):
     ai.set(base_url=fake.base_url)
+    clock = Clock(utcnow() + timedelta(seconds=5))
+    stale = escalate(world)
+    # A worker took the assessment and died (a deploy, OOM): the job stays leased.
+    [taken] = take_and_die(engine, clock=clock, kinds=ASSESS)
+    assert taken.handoff_id == stale
+    lease = outbox.policy(JobKind.ASSESSMENT).lease()
+    # A later escalation, taken by a worker that is still busy with it.
+    clock.advance(seconds=lease.total_seconds() / 2)
+    fresh = escalate(world, owner="sam")
+    [busy] = take_and_die(engine, clock=clock, kinds=ASSESS)
+    assert busy.handoff_id == fresh
+    parked = park(world)
     fake.script(fake_api.tool_use(FULL))
-    on_ready = ReadyCalls(engine)
 
-    count = await sweep_stale_pending(older_than=timedelta(seconds=60), engine=engine, on_ready=on_ready)
+    assert await run_outbox(engine, kinds=ASSESS, clock=clock) == 0  # both leased
+    clock.advance(seconds=lease.total_seconds() / 2 + 1)
+    assert await run_outbox(engine, kinds=ASSESS, clock=clock) == 1
 
-    assert count == 1
     assert read(engine, stale).ai_status == "ready"
     assert read(engine, stale).ai_assessment == FULL["summary_prose"]
     assert read(engine, fresh).ai_status == "pending"
     assert read(engine, parked).ai_status == "not_needed"
-    assert on_ready.calls == [(stale, "ready")]
+    [job] = outbox_jobs(engine, handoff_id=stale, kind=JobKind.ASSESSMENT)
+    assert (job.status, job.attempts) == ("done", 2)
+    assert assessed_pushes(engine, stale) == ["pending"] and assessed_pushes(engine, fresh) == []
     assert len(fake.requests) == 1
 
 
@@ -430,19 +483,22 @@ async def test_escalate_commits_and_returns_before_the_ai_answers(world, engine,
     fake.script(held)
     sid = world.new_session()
 
-    # What the escalate handler does: commit the handoff, then schedule, return.
+    # What the escalate handler does: commit the handoff with its jobs, and return.
     handoff = create_handoff(
         db=world.db, actor=world.actor("alex"), session_id=sid, intent="escalate", notes="help"
     )
-    task = schedule_assessment(handoff.id, engine=engine)
     fake.note("click-returned")
+    [job] = outbox_jobs(engine, handoff_id=handoff.id, kind=JobKind.ASSESSMENT)
+    assert job.status == "pending"
+    # The process's worker picks the job up.
+    task = asyncio.create_task(run_outbox(engine, kinds=ASSESS))
 
     # The assessment is now in flight and held by the fake; the handoff is visible.
     assert await asyncio.to_thread(fake.wait_for_requests, 1)
     assert read(engine, handoff.id).ai_status == "pending"
     fake.note("committed-visible")
     release.set()
-    await asyncio.wait_for(task, timeout=10)
+    assert await asyncio.wait_for(task, timeout=10) == 1
 
     assert fake.log == ["click-returned", "request", "committed-visible", "answered"]
     assert read(engine, handoff.id).ai_status == "ready"
@@ -463,9 +519,15 @@ async def test_retry_after_failure_then_success(world, engine, fake, ai):
     assert read(engine, hid).ai_status == "pending"
     assert read(engine, hid).ai_error is None
 
+    # Retry re-runs the escalation's one assessment job from its first attempt.
+    [job] = outbox_jobs(engine, handoff_id=hid, kind=JobKind.ASSESSMENT)
+    assert (job.status, job.attempts) == ("pending", 0)
     fake.script(fake_api.tool_use(FULL))
-    await run_assessment(hid, engine=engine)
+    assert await run_outbox(engine, kinds=ASSESS) == 1
     assert read(engine, hid).ai_status == "ready"
+    [job] = outbox_jobs(engine, handoff_id=hid, kind=JobKind.ASSESSMENT)
+    assert (job.status, job.attempts) == ("done", 1)
+    assert assessed_pushes(engine, hid) == ["pending", "pending"]
 
 
 def _failed(world, engine) -> uuid.UUID:

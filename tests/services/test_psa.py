@@ -1,29 +1,32 @@
 """PSA writeback end to end: the service posts to local fakes of ConnectWise PSA and
 HaloPSA (real HTTP on 127.0.0.1, `tests.fakes.psa`) that check auth and body shape.
 
-Each case runs against both PSAs and both databases. Connections point at the fakes'
-http://127.0.0.1 URLs by writing the row directly: saving through the domain insists
-on https, and tests do not weaken that.
+Each case runs against both PSAs and both databases. Notes are outbox jobs committed
+with the escalation or the claim; the tests run them through the real worker and
+handler (`run_outbox`), and move the worker's clock instead of sleeping through waits
+and backoff. Connections point at the fakes' http://127.0.0.1 URLs by writing the row
+directly: saving through the domain insists on https, and tests do not weaken that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import re
 from datetime import timedelta
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
+from escalation_app.domain import outbox
 from escalation_app.domain import psa as psa_domain
 from escalation_app.domain.assessments import Assessment, mark_failed, store_assessment
-from escalation_app.domain.deliveries import MAX_ATTEMPTS
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import claim_handoff, create_handoff
-from escalation_app.domain.models import AccountIntegration, DeliveryRecord, SessionHandoff
+from escalation_app.domain.models import AccountIntegration, OutboxJob, SessionHandoff
+from escalation_app.domain.outbox import JobKind
 from escalation_app.domain.psa import KIND_PSA_CLAIM, KIND_PSA_ESCALATION, encrypt_secret, psa_status_line
 from escalation_app.domain.support_sessions import add_step, create_session
 from escalation_app.domain.types import utcnow
@@ -32,10 +35,14 @@ from escalation_app.services.psa_clients import connectwise, failure
 from tests.factories import World
 from tests.fakes.psa import FakeConnectWise, FakeHaloPSA
 from tests.fakes.smtp import app_settings
+from tests.outbox_helpers import Clock, clear_outbox, outbox_jobs, run_outbox, take_and_die, worker
 
 KEY = Fernet.generate_key().decode()
 FRONTEND = "https://desk.example.test"
 SUMMARY = "Outbound mail is stuck in the queue.\nThe smart host rejects relaying."
+PSA = [JobKind.PSA_NOTE]
+POLICY = outbox.policy(JobKind.PSA_NOTE)
+AI_BUDGET = timedelta(seconds=30)
 
 
 @pytest.fixture
@@ -47,7 +54,9 @@ def world(db) -> World:
         escalation_ai_assessment_timeout_seconds=30,
     ):
         world = World(db)
-        db.commit()  # end the read transaction (SQLite: it holds the write lock)
+        # Only this test's changes have jobs; this also ends the read transaction
+        # (SQLite: it holds the write lock).
+        clear_outbox(db)
         yield world
 
 
@@ -56,6 +65,12 @@ def _fresh_codebase_cache():
     connectwise.clear_cache()
     yield
     connectwise.clear_cache()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # A little ahead, so jobs the test commits after this are due at once.
+    return Clock(utcnow() + timedelta(seconds=5))
 
 
 @pytest.fixture(params=["connectwise", "halopsa"])
@@ -135,35 +150,33 @@ def finish_ai(world: World, handoff: SessionHandoff) -> None:
     )
 
 
-def records(engine, handoff_id) -> dict[str, DeliveryRecord]:
-    with Session(engine) as s:
-        rows = s.exec(
-            select(DeliveryRecord).where(
-                DeliveryRecord.handoff_id == handoff_id, DeliveryRecord.channel == "psa"
-            )
-        ).all()
-    return {r.kind: r for r in rows}
+def records(engine, handoff_id) -> dict[str, OutboxJob]:
+    """The handoff's PSA note jobs by note ("escalation", "claim"), read in a fresh session."""
+    rows = outbox_jobs(engine, handoff_id=handoff_id, kind=JobKind.PSA_NOTE)
+    by_note = {r.payload["note"]: r for r in rows}
+    assert len(by_note) == len(rows), "two jobs for one note"
+    return by_note
 
 
-def make_due(engine) -> None:
-    """Bring every waiting or failed PSA record's time to now instead of sleeping."""
-    with Session(engine) as s:
-        s.exec(
-            update(DeliveryRecord)
-            .where(DeliveryRecord.channel == "psa", col(DeliveryRecord.next_attempt_at).is_not(None))
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
-        s.commit()
+async def post_notes(engine, clock: Clock | None = None) -> int:
+    """Run the due PSA note jobs with the real worker and handler; how many ran."""
+    return await run_outbox(engine, kinds=PSA, clock=clock)
 
 
 def status_line(world: World, engine, handoff, who: str = "riley") -> str:
+    actor = world.actor(who)
+    world.db.commit()  # reading an expired user began a transaction (SQLite: the write lock)
     with Session(engine) as s:
-        return psa_status_line(db=s, actor=world.actor(who), handoff_id=handoff.id)
+        return psa_status_line(db=s, actor=actor, handoff_id=handoff.id)
+
+
+MARKER_LINE = re.compile(r"\s*Escalation Desk ref: job-\d+\s*$")
 
 
 def plain(fake, text: str) -> str:
-    """A posted note as text (Halo notes are HTML)."""
-    return text if is_cw(fake) else html.unescape(text.replace("<br>", "\n"))
+    """A posted note as text (Halo notes are HTML), without its job marker line."""
+    text = text if is_cw(fake) else html.unescape(re.sub(r"<br\s*/?>", "\n", text))
+    return MARKER_LINE.sub("", re.sub(r"</?p>", "", text) if not is_cw(fake) else text)
 
 
 def note_posts(fake) -> list:
@@ -178,7 +191,7 @@ async def test_escalation_note_lands_in_the_ticket_with_the_documentation(world,
     connect(world, fake)
     handoff = escalate(world)
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    assert await post_notes(engine) == 1
 
     assert len(fake.notes) == 1
     note = fake.notes[0]
@@ -218,147 +231,159 @@ async def test_escalation_note_lands_in_the_ticket_with_the_documentation(world,
         assert b"scope=read%3Atickets+edit%3Atickets" in token_request.body
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    assert (row.status, row.attempts, row.last_error, row.result) == ("done", 1, None, "ticket 123")
     assert row.recipient == f"{'connectwise' if is_cw(fake) else 'halopsa'}:123"
-    assert row.payload["text"].startswith("Escalated in Escalation Desk")
     assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
-    # The secret is nowhere on the record.
+    # The secret is nowhere on the job.
     secret = fake.private_key if is_cw(fake) else fake.client_secret
     assert secret not in str(row.payload) and secret not in row.recipient
+    # Posted is final: nothing more goes out.
+    assert await post_notes(engine, Clock(utcnow() + timedelta(days=1))) == 0
+    assert len(fake.notes) == 1
 
 
 async def test_claim_note_names_who_picked_it_up(world, engine, fake):
     connect(world, fake)
     handoff = escalate(world)
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    await post_notes(engine)
 
     claim(world, handoff)
-    await psa_service.push_claim_note(handoff.id, "Riley Chen", engine=engine)
-    # A repeated call (a double click, two workers) posts nothing more.
-    await psa_service.push_claim_note(handoff.id, "Riley Chen", engine=engine)
+    # A repeated claim (a double click) adds no second note.
+    claim(world, handoff)
+    assert await post_notes(engine) == 1
+    assert await post_notes(engine) == 0
 
     assert [plain(fake, n.text) for n in fake.notes[1:]] == ["Picked up by Riley Chen"]
-    assert records(engine, handoff.id)[KIND_PSA_CLAIM].status == "sent"
+    assert records(engine, handoff.id)[KIND_PSA_CLAIM].status == "done"
     assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓ · pick-up note ✓"
 
 
-async def test_note_waits_for_the_ai_summary_and_is_posted_once(world, engine, fake):
+async def test_note_waits_for_the_ai_summary_and_is_posted_once(world, engine, fake, clock):
     connect(world, fake)
     handoff = escalate(world, ai="pending")
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    # Nothing is due yet: the note waits for the AI budget (30 s) plus a margin.
+    assert await post_notes(engine, clock) == 0
     assert fake.notes == []
     waiting = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert waiting.status == "queued" and waiting.next_attempt_at is not None
-    # Waits for the AI budget (30 s) plus a margin, then posts without the summary.
-    assert waiting.next_attempt_at >= handoff.created_at + timedelta(seconds=60)
+    assert (waiting.status, waiting.attempts) == ("pending", 0)
+    assert waiting.run_at >= handoff.created_at + AI_BUDGET + psa_domain.delivery.AI_WAIT_MARGIN
     assert status_line(world, engine, handoff) == "PSA note for ticket #123 waits for the AI summary"
-    # Nothing is due yet: the sweep leaves it alone.
-    assert await psa_service.retry_due_psa(engine=engine) == 0
 
     # A senior picks it up before the summary: the pick-up note waits behind the first.
     claim(world, handoff)
-    await psa_service.push_claim_note(handoff.id, engine=engine)
+    assert await post_notes(engine, clock) == 1
     assert fake.notes == []
+    claim_row = records(engine, handoff.id)[KIND_PSA_CLAIM]
+    # Waiting is not an attempt.
+    assert (claim_row.status, claim_row.attempts, claim_row.last_error) == ("pending", 0, None)
+    assert claim_row.run_at > clock.now
+    assert status_line(world, engine, handoff).endswith(" · pick-up note pending")
 
+    # Storing the summary releases the note; several workers at once post it once.
     finish_ai(world, handoff)
-    # Both paths fire at once, and again later: one note each.
-    await asyncio.gather(
-        psa_service.on_assessment_ready(handoff.id, engine=engine),
-        psa_service.on_assessment_ready(handoff.id, engine=engine),
-        psa_service.push_escalation_note(handoff.id, engine=engine),
-    )
-    await psa_service.on_assessment_ready(handoff.id, engine=engine)
-    make_due(engine)
-    assert await psa_service.retry_due_psa(engine=engine) == 0
+    workers = [worker(engine, clock=clock, kinds=PSA) for _ in range(3)]
+    await asyncio.gather(*(w.run_due_once() for w in workers))
+    await asyncio.gather(*(w.drain() for w in workers))
+    assert plain(fake, fake.notes[0].text).startswith("Escalated in Escalation Desk")
+    # The pick-up note follows within seconds, long before the AI wait would have ended.
+    soon = Clock(utcnow() + psa_domain.delivery.CLAIM_RECHECK + timedelta(seconds=5))
+    assert soon.now < waiting.run_at
+    await post_notes(engine, soon)
+    assert len(fake.notes) == 2
+    soon.advance(days=1)
+    assert await post_notes(engine, soon) == 0
 
     texts = [plain(fake, n.text) for n in fake.notes]
     assert len(texts) == 2
     assert f"AI summary:\n{SUMMARY}" in texts[0]
     assert texts[1] == "Picked up by Riley Chen"
+    assert {(r.status, r.attempts) for r in records(engine, handoff.id).values()} == {("done", 1)}
     assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓ · pick-up note ✓"
 
 
-async def test_note_is_posted_without_the_summary_when_the_ai_never_reports(world, engine, fake):
+async def test_note_is_posted_without_the_summary_when_the_ai_never_reports(world, engine, fake, clock):
     connect(world, fake)
     handoff = escalate(world, ai="pending")
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    assert await post_notes(engine, clock) == 0
 
-    make_due(engine)  # the AI budget and margin have passed
-    assert await psa_service.retry_due_psa(engine=engine) == 1
+    clock.advance(seconds=(AI_BUDGET + psa_domain.delivery.AI_WAIT_MARGIN).total_seconds())
+    assert await post_notes(engine, clock) == 1
 
     [note] = fake.notes
     assert "AI summary: not available." in plain(fake, note.text)
     # The assessment landing later does not post a second note.
     finish_ai(world, handoff)
-    await psa_service.on_assessment_ready(handoff.id, engine=engine)
+    world.db.commit()
+    assert await post_notes(engine, clock) == 0
     assert len(fake.notes) == 1
 
 
 async def test_failed_assessment_posts_the_note_without_a_summary(world, engine, fake):
     connect(world, fake)
     handoff = escalate(world, ai="pending")
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    assert await post_notes(engine) == 0
     assert mark_failed(db=world.db, handoff_id=handoff.id, reason="timed out after 30s")
 
-    await psa_service.on_assessment_ready(handoff.id, engine=engine)
+    assert await post_notes(engine) == 1
 
     [note] = fake.notes
     assert "AI summary: not available." in plain(fake, note.text)
 
 
 async def test_nothing_is_posted_without_connection_ticket_or_escalation(world, engine, fake):
-    handoff = escalate(world)
-    await psa_service.push_escalation_note(handoff.id, engine=engine)  # no connection yet
+    handoff = escalate(world)  # no connection yet
     assert records(engine, handoff.id) == {}
 
     connect(world, fake)
     no_ticket = escalate(world, ticket=None, owner="sam")
-    await psa_service.push_escalation_note(no_ticket.id, engine=engine)
     parked_session = create_session(
         db=world.db, actor=world.actor("alex"), problem_summary="Printer", psa_ticket_id="123"
     )
     park = create_handoff(db=world.db, actor=world.actor("alex"), session_id=parked_session.id, intent="park")
     world.db.commit()
-    await psa_service.push_escalation_note(park.id, engine=engine)
-    await psa_service.push_escalation_note("not-a-uuid", engine=engine)
+    claim(world, park, who="riley")
 
+    assert outbox_jobs(engine, kind=JobKind.PSA_NOTE) == []
+    assert await post_notes(engine) == 0
     assert fake.requests == []
-    assert records(engine, no_ticket.id) == {} and records(engine, park.id) == {}
     assert status_line(world, engine, no_ticket) == ""
+    assert status_line(world, engine, park) == ""
 
 
 # --- Failures -----------------------------------------------------------------------
 
 
-async def test_rejected_credentials_fail_without_retry(world, engine, fake):
+async def test_rejected_credentials_fail_without_retry(world, engine, fake, clock):
     connect(world, fake, secret="wrong-secret")
     handoff = escalate(world)
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    await post_notes(engine, clock)
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "failed" and row.next_attempt_at is None and row.attempts == 1
+    assert (row.status, row.attempts) == ("failed", 1)
     assert row.last_error.startswith("PSA rejected the credentials")
     assert status_line(world, engine, handoff) == f"PSA note failed: {row.last_error}"
-    assert await psa_service.retry_due_psa(engine=engine) == 0
+    clock.advance(days=1)
+    assert await post_notes(engine, clock) == 0
     assert fake.notes == []
     if is_cw(fake):
+        assert len(note_posts(fake)) == 1
         assert note_posts(fake)[0].headers["clientid"] == fake.client_id
     else:
         assert note_posts(fake) == []  # stopped at the token request
 
 
-async def test_unknown_ticket_is_a_clear_failure_not_a_retry_loop(world, engine, fake):
+async def test_unknown_ticket_is_a_clear_failure_not_a_retry_loop(world, engine, fake, clock):
     connect(world, fake)
     handoff = escalate(world, ticket="#999")
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
-    make_due(engine)
-    assert await psa_service.retry_due_psa(engine=engine) == 0
+    await post_notes(engine, clock)
+    clock.advance(days=1)
+    assert await post_notes(engine, clock) == 0
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert (row.status, row.last_error, row.next_attempt_at) == ("failed", "PSA ticket #999 not found", None)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "PSA ticket #999 not found")
     assert len(note_posts(fake)) == 1
     assert status_line(world, engine, handoff) == "PSA note failed: PSA ticket #999 not found"
 
@@ -367,117 +392,117 @@ async def test_ticket_id_that_is_not_a_number_fails_without_calling(world, engin
     connect(world, fake)
     handoff = escalate(world, ticket="ACME-42")
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    await post_notes(engine)
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "failed" and row.next_attempt_at is None
+    assert (row.status, row.attempts) == ("failed", 1)
     assert "is not a ticket number" in row.last_error
     assert fake.requests == []
 
 
-async def test_server_error_is_retried_by_the_sweep(world, engine, fake):
+async def test_server_error_is_retried_on_the_backoff(world, engine, fake, clock):
     connect(world, fake)
     fake.fail_next = [500]
     handoff = escalate(world)
 
-    started = utcnow()
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    assert await post_notes(engine, clock) == 1
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "failed" and row.attempts == 1
+    assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error.startswith("PSA unavailable (HTTP 500")
-    assert row.next_attempt_at >= started + timedelta(seconds=29)  # backoff, not a hot loop
+    assert row.run_at == clock.now + POLICY.retry_delay(1)  # backoff, not a hot loop
+    assert POLICY.retry_delay(1) >= timedelta(seconds=29)
     assert status_line(world, engine, handoff).endswith("(will retry)")
     assert fake.notes == []
-    assert await psa_service.retry_due_psa(engine=engine) == 0  # not due yet
+    clock.advance(seconds=POLICY.retry_delay(1).total_seconds() - 1)
+    assert await post_notes(engine, clock) == 0  # not due yet
 
-    make_due(engine)
-    assert await psa_service.retry_due_psa(engine=engine) == 1
+    clock.advance(seconds=1)
+    assert await post_notes(engine, clock) == 1
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+    assert (row.status, row.attempts, row.last_error) == ("done", 2, None)
     assert len(fake.notes) == 1
     assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
 
 
-async def test_server_errors_stop_after_the_last_attempt(world, engine, fake):
+async def test_server_errors_stop_after_the_last_attempt(world, engine, fake, clock):
     connect(world, fake)
-    fake.fail_next = [503] * (MAX_ATTEMPTS + 2)
+    fake.fail_next = [503] * (POLICY.max_attempts + 2)
     handoff = escalate(world)
 
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
-    for _ in range(MAX_ATTEMPTS + 1):
-        make_due(engine)
-        await psa_service.retry_due_psa(engine=engine)
+    await post_notes(engine, clock)
+    for _ in range(POLICY.max_attempts + 1):
+        clock.advance(seconds=POLICY.backoff[-1].total_seconds())
+        await post_notes(engine, clock)
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "failed" and row.attempts == MAX_ATTEMPTS and row.next_attempt_at is None
-    assert len(note_posts(fake)) == MAX_ATTEMPTS
+    assert (row.status, row.attempts) == ("failed", POLICY.max_attempts)
+    assert row.last_error.startswith("PSA unavailable (HTTP 503")
+    assert len(note_posts(fake)) == POLICY.max_attempts == 3
+    assert status_line(world, engine, handoff).startswith("PSA note failed: PSA unavailable")
 
 
-async def test_timeout_is_recorded_and_retried(world, engine, fake):
+async def test_timeout_is_recorded_and_retried(world, engine, fake, clock):
     connect(world, fake)
     handoff = escalate(world)
     fake.delay_seconds = 1.0
 
     with app_settings(psa_timeout_seconds=0.2):
-        await psa_service.push_escalation_note(handoff.id, engine=engine)
+        await post_notes(engine, clock)
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "failed" and row.next_attempt_at is not None
+    assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error == "PSA did not answer within 0.2 s"
 
     fake.delay_seconds = 0
-    make_due(engine)
-    assert await psa_service.retry_due_psa(engine=engine) == 1
-    assert records(engine, handoff.id)[KIND_PSA_ESCALATION].status == "sent"
+    clock.advance(seconds=POLICY.retry_delay(1).total_seconds())
+    assert await post_notes(engine, clock) == 1
+    assert records(engine, handoff.id)[KIND_PSA_ESCALATION].status == "done"
     # The stalled first post finished on the server after we gave up; the retry is the
     # one we recorded. (Without a marker from the caller a PSA that accepts a post it
     # answers too late gets it twice: see test_psa_clients for the marker.)
     assert 1 <= len(fake.notes) <= 2
 
 
-async def test_interrupted_post_is_retried_by_the_sweep(world, engine, fake):
+async def test_interrupted_post_is_run_again_once_its_lease_runs_out(world, engine, fake, clock):
     connect(world, fake)
     handoff = escalate(world)
-    # A worker took the note and died: the record stays "being posted".
-    with Session(engine) as s:
-        psa_domain.start_escalation_note(s, handoff.id, ai_wait=timedelta(seconds=30))
-        s.exec(
-            update(DeliveryRecord)
-            .where(DeliveryRecord.handoff_id == handoff.id)
-            .values(updated_at=utcnow() - psa_domain.STALE_SENDING_AFTER - timedelta(seconds=1))
-        )
-        s.commit()
+    # A worker took the note and died: the job stays "being posted" until its lease ends.
+    [taken] = take_and_die(engine, clock=clock, kinds=PSA)
+    assert taken.handoff_id == handoff.id
     assert status_line(world, engine, handoff) == "Posting to PSA ticket #123…"
+    clock.advance(seconds=POLICY.lease().total_seconds() - 1)
+    assert await post_notes(engine, clock) == 0
 
-    await psa_service.retry_due_psa(engine=engine)  # marks it failed and due now
-    await psa_service.retry_due_psa(engine=engine)
+    clock.advance(seconds=2)
+    assert await post_notes(engine, clock) == 1
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-    assert row.status == "sent" and row.attempts == 2
+    assert (row.status, row.attempts) == ("done", 2)
     assert len(fake.notes) == 1
 
 
-async def test_removed_connection_skips_the_retry(world, engine, fake):
+async def test_removed_connection_skips_the_retry(world, engine, fake, clock):
     connect(world, fake)
     fake.fail_next = [502]
     handoff = escalate(world)
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    await post_notes(engine, clock)
 
     psa_domain.clear_psa_connection(db=world.db, actor=world.actor("riley"))
-    make_due(engine)
-    await psa_service.retry_due_psa(engine=engine)
+    clock.advance(seconds=POLICY.retry_delay(1).total_seconds())
+    assert await post_notes(engine, clock) == 1
 
     row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
     assert (row.status, row.last_error) == ("skipped", psa_domain.NO_CONNECTION)
     assert status_line(world, engine, handoff) == f"PSA note skipped: {psa_domain.NO_CONNECTION}"
+    assert len(note_posts(fake)) == 1
 
 
 async def test_status_line_is_account_scoped(world, engine, fake):
     connect(world, fake)
     handoff = escalate(world)
-    await psa_service.push_escalation_note(handoff.id, engine=engine)
+    await post_notes(engine)
     assert status_line(world, engine, handoff, who="val") == "Posted to PSA ticket #123 ✓"  # viewers read it
     with pytest.raises(NotFound):
         status_line(world, engine, handoff, who="jordan")
@@ -559,18 +584,18 @@ async def test_test_connection_to_nothing_listening(world, engine):
 
 
 @pytest.mark.parametrize("status", [302, 303])
-async def test_connectwise_redirect_after_creating_the_note_is_success(world, engine, status):
+async def test_connectwise_redirect_after_creating_the_note_is_success(world, engine, clock, status):
     with FakeConnectWise() as fake:
         fake.redirect_creates = status
         connect(world, fake)
         handoff = escalate(world)
 
-        await psa_service.push_escalation_note(handoff.id, engine=engine)
-        make_due(engine)
-        assert await psa_service.retry_due_psa(engine=engine) == 0
+        assert await post_notes(engine, clock) == 1
+        clock.advance(days=1)
+        assert await post_notes(engine, clock) == 0
 
         row = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-        assert (row.status, row.last_error) == ("sent", None)
+        assert (row.status, row.last_error, row.attempts) == ("done", None, 1)
         assert len(fake.notes) == 1 and len(fake.note_posts()) == 1
         assert status_line(world, engine, handoff) == "Posted to PSA ticket #123 ✓"
 
@@ -582,7 +607,9 @@ async def test_connectwise_redirect_after_creating_the_note_is_success(world, en
         ("", {7}, "HaloPSA refused the note outcome “7 (Halo's built-in private note)” for the API agent"),
     ],
 )
-async def test_halo_outcome_refusals_are_setup_errors_not_retried(world, engine, setting, deny, expected):
+async def test_halo_outcome_refusals_are_setup_errors_not_retried(
+    world, engine, clock, setting, deny, expected
+):
     with FakeHaloPSA(tenant="northwind") as fake:
         fake.denied_outcomes = deny
         connect(world, fake)
@@ -594,12 +621,12 @@ async def test_halo_outcome_refusals_are_setup_errors_not_retried(world, engine,
         world.db.commit()
         handoff = escalate(world)
 
-        await psa_service.push_escalation_note(handoff.id, engine=engine)
-        make_due(engine)
-        assert await psa_service.retry_due_psa(engine=engine) == 0
+        assert await post_notes(engine, clock) == 1
+        clock.advance(days=1)
+        assert await post_notes(engine, clock) == 0
 
         record = records(engine, handoff.id)[KIND_PSA_ESCALATION]
-        assert record.status == "failed" and record.next_attempt_at is None
+        assert (record.status, record.attempts) == ("failed", 1)
         assert record.last_error.startswith(expected)
         assert "under Integrations" in record.last_error
         assert status_line(world, engine, handoff) == f"PSA note failed: {record.last_error}"

@@ -1,16 +1,20 @@
 """Slack/Teams webhooks: URL rules, admin-only settings, and posts to a real local receiver.
 
-Save-time validation only admits https URLs on the services' own hosts, so tests that
+Each post is an outbox job committed with the escalation, run here through the real
+worker and handler; retries come from advancing the worker's clock. Save-time validation only admits https URLs on the services' own hosts, so tests that
 post to the local receiver store its http://127.0.0.1 URL directly on the table, the
 way a row written by `save_webhooks` would be read back by the sender.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import Session, select
 
-from escalation_app.domain.deliveries import delivery_summary
+from escalation_app.domain import outbox
+from escalation_app.domain.deliveries import delivery_summary, retry_delivery
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import create_handoff
 from escalation_app.domain.integrations import (
@@ -20,15 +24,20 @@ from escalation_app.domain.integrations import (
     save_webhooks,
     validate_webhook_url,
 )
-from escalation_app.domain.models import AccountIntegration, DeliveryRecord
-from escalation_app.services.notifications import notify_escalation, retry_due_deliveries, send_test_webhook
+from escalation_app.domain.models import AccountIntegration, OutboxJob
+from escalation_app.domain.outbox import JobKind
+from escalation_app.domain.types import utcnow
+from escalation_app.services.notifications import send_test_webhook
 from tests.factories import World
 from tests.fakes.smtp import app_settings, free_port
 from tests.fakes.webhook import WebhookReceiver
+from tests.outbox_helpers import Clock, clear_outbox, outbox_jobs, run_outbox
 
 FRONTEND = "https://desk.example.test"
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"
 TEAMS = "https://contoso.webhook.office.com/webhookb2/abc@def/IncomingWebhook/123/456"
+WEBHOOK = [JobKind.WEBHOOK]
+POLICY = outbox.policy(JobKind.WEBHOOK)
 
 
 # --- URL validation (no database) ---------------------------------------------------
@@ -92,8 +101,16 @@ def test_blank_webhook_url_means_none(blank):
 @pytest.fixture
 def world(db) -> World:
     world = World(db)
-    db.commit()  # end the read transaction (SQLite: it holds the write lock)
+    # Only this test's escalations have jobs; this also ends the read transaction
+    # (SQLite: it holds the write lock).
+    clear_outbox(db)
     return world
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # A little ahead, so jobs the test commits after this are due at once.
+    return Clock(utcnow() + timedelta(seconds=5))
 
 
 def test_admins_save_read_and_clear_webhooks(world):
@@ -161,21 +178,24 @@ def escalate(world: World, **kwargs):
     return handoff
 
 
-def webhook_records(engine, handoff_id=None) -> dict[str, DeliveryRecord]:
+def webhook_records(engine, handoff_id=None) -> dict[str, OutboxJob]:
+    """The webhook jobs (delivery records) of a handoff, or the "Send test" ones (None), by channel."""
+    rows = [r for r in outbox_jobs(engine, kind=JobKind.WEBHOOK) if r.handoff_id == handoff_id]
+    by_channel = {r.recipient: r for r in rows}
+    assert len(by_channel) == len(rows), "two jobs for one channel"
+    return by_channel
+
+
+def summary(world: World, engine, handoff):
     with Session(engine) as s:
-        rows = s.exec(
-            select(DeliveryRecord).where(
-                DeliveryRecord.channel == "webhook", DeliveryRecord.handoff_id == handoff_id
-            )
-        ).all()
-    return {r.recipient: r for r in rows}
+        return delivery_summary(db=s, actor=world.actor("riley"), handoff_id=handoff.id)
 
 
 async def test_escalation_posts_to_slack_and_teams(world, engine, receiver):
     store_urls(world, slack=receiver.url("/slack"), teams=receiver.url("/teams"))
     handoff = escalate(world, notes="Spooler <crashes>", priority="urgent")
 
-    await notify_escalation(handoff.id, engine=engine)
+    assert await run_outbox(engine, kinds=WEBHOOK) == 2
 
     link = f"{FRONTEND}/handoffs/{handoff.id}"
     posts = {p.path: p for p in receiver.posted}
@@ -203,81 +223,116 @@ async def test_escalation_posts_to_slack_and_teams(world, engine, receiver):
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open the handoff", "url": link}]
 
     records = webhook_records(engine, handoff.id)
-    assert {(k, r.status, r.attempts) for k, r in records.items()} == {
-        ("slack", "sent", 1),
-        ("teams", "sent", 1),
+    assert {(k, r.status, r.attempts, r.result) for k, r in records.items()} == {
+        ("slack", "done", 1, "posted"),
+        ("teams", "done", 1, "posted"),
     }
     # The URL is a secret: it is looked up when sending, never copied into records.
     assert all("127.0.0.1" not in str(r.payload) + r.recipient for r in records.values())
-    with Session(engine) as s:
-        summary = delivery_summary(db=s, actor=world.actor("riley"), handoff_id=handoff.id)
-    assert summary.text == "Notified: email skipped (SMTP not configured), Slack ✓, Teams ✓"
+    # Without SMTP the emails are skipped when their jobs run.
+    assert await run_outbox(engine, kinds=[JobKind.EMAIL]) == 3
+    assert summary(world, engine, handoff).text == (
+        "Notified: email skipped (SMTP not configured), Slack ✓, Teams ✓"
+    )
+    # Posted is final: no second post.
+    assert await run_outbox(engine, kinds=WEBHOOK) == 0
+    assert len(receiver.posted) == 2
 
 
 async def test_targeted_escalation_names_the_target_in_chat(world, engine, receiver):
     store_urls(world, slack=receiver.url("/slack"))
     handoff = escalate(world, target_user_id=world.users["sam"].id)
-    await notify_escalation(handoff.id, engine=engine)
+    await run_outbox(engine, kinds=WEBHOOK)
     (post,) = receiver.posted
     assert post.body["text"].startswith("*Escalated to Sam Patel: Printers")
     assert "Reason: No reason provided." in post.body["text"]
+    assert webhook_records(engine, handoff.id)["slack"].status == "done"
 
 
-async def test_a_failing_webhook_is_recorded_and_retried(world, engine, receiver):
+async def test_no_webhook_saved_means_no_post_job(world, engine, receiver):
+    handoff = escalate(world)
+    assert webhook_records(engine, handoff.id) == {}
+    assert await run_outbox(engine, kinds=WEBHOOK) == 0
+    assert receiver.posted == []
+
+
+async def test_a_failing_webhook_is_recorded_and_retried(world, engine, receiver, clock):
     store_urls(world, slack=receiver.url("/slack"))
     handoff = escalate(world)
     receiver.status = 500
 
-    await notify_escalation(handoff.id, engine=engine)
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 1
 
     record = webhook_records(engine, handoff.id)["slack"]
-    assert (record.status, record.attempts, record.last_error) == ("failed", 1, "HTTP 500: invalid_payload")
-    assert record.next_attempt_at is not None
-    with Session(engine) as s:
-        assert delivery_summary(db=s, actor=world.actor("riley"), handoff_id=handoff.id).webhooks == {
-            "Slack": "failed"
-        }
+    assert (record.status, record.attempts, record.last_error) == ("pending", 1, "HTTP 500: invalid_payload")
+    assert record.run_at == clock.now + POLICY.retry_delay(1)
+    assert summary(world, engine, handoff).webhooks == {"Slack": "retrying"}
+    assert summary(world, engine, handoff).text.endswith("Slack ✗ (retrying)")
 
     receiver.status = 200
-    with Session(engine) as s:
-        row = s.get(DeliveryRecord, record.id)
-        row.next_attempt_at = row.created_at
-        s.add(row)
-        s.commit()
-    assert await retry_due_deliveries(engine=engine) == 1
+    clock.advance(seconds=POLICY.retry_delay(1).total_seconds() - 1)
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 0  # not due yet
+    clock.advance(seconds=1)
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 1
     assert [p.path for p in receiver.posted] == ["/slack", "/slack"]
     assert receiver.posted[0].body == receiver.posted[1].body
     record = webhook_records(engine, handoff.id)["slack"]
-    assert (record.status, record.attempts, record.last_error) == ("sent", 2, None)
+    assert (record.status, record.attempts, record.last_error) == ("done", 2, None)
+    assert summary(world, engine, handoff).webhooks == {"Slack": "sent"}
+
+
+async def test_a_webhook_that_keeps_failing_gives_up_and_a_manager_can_retry_it(
+    world, engine, receiver, clock
+):
+    store_urls(world, slack=receiver.url("/slack"))
+    handoff = escalate(world)
+    receiver.status = 502
+    await run_outbox(engine, kinds=WEBHOOK, clock=clock)
+    for attempt in range(1, POLICY.max_attempts):
+        clock.advance(seconds=POLICY.retry_delay(attempt).total_seconds())
+        assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 1
+    record = webhook_records(engine, handoff.id)["slack"]
+    assert (record.status, record.attempts, record.last_error) == ("failed", 3, "HTTP 502: invalid_payload")
+    assert len(receiver.posted) == POLICY.max_attempts
+    assert summary(world, engine, handoff).text.endswith("Slack ✗")
+    clock.advance(days=1)
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 0
+
+    # Retry on the handoff screen runs it again from its first attempt.
+    receiver.status = 200
+    with Session(engine) as s:
+        retry_delivery(db=s, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=record.id)
+    assert await run_outbox(engine, kinds=WEBHOOK) == 1
+    record = webhook_records(engine, handoff.id)["slack"]
+    assert (record.status, record.attempts, record.last_error) == ("done", 1, None)
+    assert len(receiver.posted) == POLICY.max_attempts + 1
 
 
 async def test_unreachable_webhook_is_recorded_failed(world, engine, receiver):
     store_urls(world, teams=f"http://127.0.0.1:{free_port()}/teams")
     handoff = escalate(world)
 
-    await notify_escalation(handoff.id, engine=engine)
+    await run_outbox(engine, kinds=WEBHOOK)
 
     record = webhook_records(engine, handoff.id)["teams"]
-    assert record.status == "failed"
+    assert (record.status, record.attempts) == ("pending", 1)  # retried on the backoff
     assert record.last_error.startswith("Could not connect: ConnectError")
+    assert summary(world, engine, handoff).webhooks == {"Teams": "retrying"}
 
 
-async def test_a_webhook_removed_before_its_retry_is_skipped(world, engine, receiver):
+async def test_a_webhook_removed_before_its_retry_is_skipped(world, engine, receiver, clock):
     store_urls(world, slack=receiver.url("/slack"))
     handoff = escalate(world)
     receiver.status = 503
-    await notify_escalation(handoff.id, engine=engine)
+    await run_outbox(engine, kinds=WEBHOOK, clock=clock)
     save_webhooks(db=world.db, actor=world.actor("riley"), slack_url="", teams_url="")
-    with Session(engine) as s:
-        row = s.exec(select(DeliveryRecord).where(DeliveryRecord.channel == "webhook")).one()
-        row.next_attempt_at = row.created_at
-        s.add(row)
-        s.commit()
 
-    assert await retry_due_deliveries(engine=engine) == 0
+    clock.advance(seconds=POLICY.retry_delay(1).total_seconds())
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=clock) == 1
     record = webhook_records(engine, handoff.id)["slack"]
     assert (record.status, record.last_error) == ("skipped", "Webhook no longer configured")
     assert len(receiver.posted) == 1
+    assert summary(world, engine, handoff).text.endswith("Slack skipped")
 
 
 async def test_send_test_posts_and_reports_the_outcome(world, engine, receiver):
@@ -297,13 +352,13 @@ async def test_send_test_posts_and_reports_the_outcome(world, engine, receiver):
     assert message == "Teams did not accept the test message: HTTP 404: invalid_payload"
 
     tests = webhook_records(engine, None)
-    assert {(k, r.kind, r.status) for k, r in tests.items()} == {
-        ("slack", "test", "sent"),
-        ("teams", "test", "failed"),
+    assert {(k, r.payload.get("test"), r.status, r.last_error) for k, r in tests.items()} == {
+        ("slack", True, "done", None),
+        ("teams", True, "failed", "HTTP 404: invalid_payload"),
     }
     # A failed test is answered on the spot, not retried later.
-    assert tests["teams"].next_attempt_at is None
-    assert await retry_due_deliveries(engine=engine) == 0
+    assert await run_outbox(engine, kinds=WEBHOOK, clock=Clock(utcnow() + timedelta(days=1))) == 0
+    assert len(receiver.posted) == 2
 
 
 async def test_send_test_is_for_admins_with_a_saved_url(world, engine, receiver):
@@ -314,6 +369,7 @@ async def test_send_test_is_for_admins_with_a_saved_url(world, engine, receiver)
     with pytest.raises(InvalidInput, match="Channel must be one of: slack, teams"):
         await send_test_webhook(actor=world.actor("riley"), channel="discord", engine=engine)
     assert receiver.posted == []
+    assert webhook_records(engine, None) == {}
 
 
 def test_delivery_summary_is_account_scoped(world):
@@ -322,6 +378,12 @@ def test_delivery_summary_is_account_scoped(world):
         delivery_summary(db=world.db, actor=world.actor("jordan"), handoff_id=handoff.id)
     with pytest.raises(NotFound):
         delivery_summary(db=world.db, actor=world.actor("riley"), handoff_id="not-a-handoff")
+    # Before its jobs have run, an escalation's emails are on their way.
     assert delivery_summary(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id).text == (
+        "Notified: 0 by email (3 sending)"
+    )
+    parked = world.new_session(owner="sam")
+    park = create_handoff(db=world.db, actor=world.actor("sam"), session_id=parked, intent="park")
+    assert delivery_summary(db=world.db, actor=world.actor("riley"), handoff_id=park.id).text == (
         "No notifications sent."
     )

@@ -32,13 +32,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from escalation_app import routes
+from escalation_app.domain import outbox
 from escalation_app.domain.auth import start_auth_session
-from escalation_app.services import after_commit
+from escalation_app.domain.outbox import JobKind, JobView
+from escalation_app.services import realtime
 from escalation_app.state.base import AppState
 from tests.conftest import app_uses_database
 from tests.factories import World
 
 ORIGIN = "http://localhost:3000"
+# The app's event namespace, as behind a path prefix: pushes must use it, not "/_event".
+NAMESPACE = "/desk/_event"
 ROUTE_PATTERNS = [
     routes.SESSION_HISTORY,
     routes.SESSION_DETAIL,
@@ -108,12 +112,15 @@ class RecordingSockets:
         self.manager = SimpleNamespace(is_connected=lambda sid, namespace: True)
 
     async def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        assert namespace == NAMESPACE, namespace
         self.rooms.setdefault(room, set()).add(sid)
 
     async def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None:
+        assert namespace == NAMESPACE, namespace
         self.rooms.get(room, set()).discard(sid)
 
     async def emit(self, event: str, data: dict, to: str, namespace: str | None = None) -> None:
+        assert namespace == NAMESPACE, namespace
         self.sent.append((to, frozenset(self.rooms.get(to, set())), json.loads(json_dumps(data))))
 
     def reached(self, sid: str) -> list[dict]:
@@ -130,7 +137,9 @@ class Browser:
         self.tabs: list[Tab] = []
         self.sockets = RecordingSockets()
         self.registry = RegistrationContext.ensure_context().fork()
-        self.registry._set_app(SimpleNamespace(event_namespace=object(), sio=self.sockets))
+        self.registry._set_app(
+            SimpleNamespace(event_namespace=SimpleNamespace(namespace=NAMESPACE), sio=self.sockets)
+        )
 
     def tab(self) -> Tab:
         tab = Tab(self)
@@ -260,19 +269,52 @@ def world(db, app_database) -> World:
 
 @dataclasses.dataclass
 class SideEffects:
-    """What the state layer scheduled after a commit (live push, notifications, AI)."""
+    """The outbox jobs the state layer's commits added (live push, email, webhooks, PSA, AI), in order."""
 
-    created: list[Any] = dataclasses.field(default_factory=list)
-    claimed: list[Any] = dataclasses.field(default_factory=list)
+    jobs: list[JobView] = dataclasses.field(default_factory=list)
+
+    def live(self, event: str) -> list[JobView]:
+        """The live pushes of `event` ("created", "claimed", "assessed")."""
+        return [j for j in self.jobs if j.kind == JobKind.LIVE and j.payload.get("event") == event]
+
+    @property
+    def created(self) -> list[uuid.UUID]:
+        """The handoffs whose creation was committed (one live push each)."""
+        return [j.handoff_id for j in self.live("created")]
+
+    @property
+    def claimed(self) -> list[uuid.UUID]:
+        """The handoffs whose claim was committed (one live push each)."""
+        return [j.handoff_id for j in self.live("claimed")]
+
+    def kinds_of(self, handoff_id: uuid.UUID | str) -> list[str]:
+        """The kinds of the jobs committed for one handoff, sorted."""
+        return sorted(j.kind for j in self.jobs if str(j.handoff_id) == str(handoff_id))
 
 
 @pytest.fixture
-def side_effects(monkeypatch) -> SideEffects:
-    """Record after-commit hooks instead of publishing to rooms or scheduling mail and AI."""
+def side_effects() -> Iterator[SideEffects]:
+    """Record what the outbox is told after each commit; nothing runs unless a test runs it."""
     recorded = SideEffects()
-    monkeypatch.setattr(after_commit, "handoff_created", recorded.created.append)
-    monkeypatch.setattr(after_commit, "handoff_claimed", recorded.claimed.append)
-    return recorded
+    outbox.set_commit_listener(recorded.jobs.extend)
+    try:
+        yield recorded
+    finally:
+        outbox.set_commit_listener(None)
+
+
+async def run_live_jobs(browser: Browser, jobs: list[JobView]) -> None:
+    """Run live-push jobs through their real handler, as the committing process does, with
+    this browser's recorded socket.io server as the app's."""
+    # The test's own DB session must not hold SQLite's write lock while the push reads.
+    browser.db.commit()
+    registered = RegistrationContext.set(browser.registry)
+    try:
+        for job in jobs:
+            assert job.kind == JobKind.LIVE, job.kind
+            assert await realtime.run_live_job(job) == "published"
+    finally:
+        RegistrationContext.reset(registered)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from escalation_app.state.handoff import HandoffState
 from escalation_app.state.queue import QueueState
 from escalation_app.state.sessions import SessionDetailState, SessionHistoryState, SessionsState
 from tests.factories import World
-from tests.state.conftest import Browser, Outcome, Tab
+from tests.state.conftest import Browser, Outcome, Tab, run_live_jobs
 
 SESSION_ENDED = "Your session has ended. Please sign in again."
 HANDOFF_NOT_FOUND = "Handoff not found."
@@ -271,7 +271,7 @@ async def test_actions_without_a_session_change_nothing(browser, ids, read, side
         outcome = await fire(tab, ids, action)
         assert_told_to_sign_in(outcome, action)
         assert fingerprint(read) == before, action
-    assert side_effects.created == [] and side_effects.claimed == []
+    assert side_effects.jobs == []
 
 
 async def test_change_role_without_a_session_changes_nothing(browser, ids, read):
@@ -319,7 +319,7 @@ async def test_viewer_cannot_pick_up_or_create_sessions(browser, world, ids, rea
         assert fingerprint(read) == before, action
     assert_refused(await fire(val, ids, "sessions.create"), READ_ONLY)
     assert fingerprint(read) == before
-    assert side_effects.claimed == []
+    assert side_effects.jobs == []
 
 
 async def test_viewer_reads_the_queue_and_handoff_without_pick_up(browser, world, ids):
@@ -394,7 +394,7 @@ def _pushed(browser, tab: Tab, state_cls) -> list[dict]:
     return [p["delta"][name] for p in browser.sockets.reached(tab.sid) if name in p["delta"]]
 
 
-async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, world, ids):
+async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, world, ids, side_effects):
     riley = await _queue_tab(browser, world, "riley")
     casey = await _queue_tab(browser, world, "casey")
     val = await signed_in_tab(browser, world, "val")
@@ -414,7 +414,11 @@ async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, 
         priority="high",
     )
     new_id = str(handoff.id)
-    await _deliver(browser, world.northwind.id, "created", new_id)
+    # The escalation committed its live push; the committing process runs it.
+    [created] = side_effects.live("created")
+    assert (str(created.handoff_id), created.account_id) == (new_id, world.northwind.id)
+    assert browser.sockets.sent == []  # nothing is pushed until the job runs
+    await run_live_jobs(browser, [created])
 
     # Riley's queue: the team's whole queue, newest first, with the new card.
     [queue] = _pushed(browser, riley, QueueState)
@@ -435,7 +439,9 @@ async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, 
     await morgan.fire(HandoffState, "load", path=f"/handoffs/{new_id}")
     handoff_rules.claim_handoff(db=world.db, actor=world.actor("riley"), handoff_id=new_id)
     before = len(browser.sockets.sent)
-    await _deliver(browser, world.northwind.id, "claimed", new_id)
+    [claimed] = side_effects.live("claimed")
+    assert str(claimed.handoff_id) == new_id
+    await run_live_jobs(browser, [claimed])
     sent = {room: (sids, payload["delta"]) for room, sids, payload in browser.sockets.sent[before:]}
     team_room = QueueScope(world.northwind.id, world.users["riley"].team_id).room
     assert set(sent) == {team_room, handoff_room(new_id)}
@@ -509,7 +515,7 @@ async def test_other_accounts_handoff_is_not_found(browser, world, ids, read, si
             assert_refused(await fire(tab, ids, action), HANDOFF_NOT_FOUND, (who, action))
             assert handoff_row(read, ids.nw_escalated).claimed_by_id is None
             assert fingerprint(read) == before, (who, action)
-    assert side_effects.claimed == []
+    assert side_effects.jobs == []
 
 
 async def test_loading_another_accounts_handoff_shows_nothing(browser, world, ids):
@@ -531,7 +537,7 @@ async def test_someone_elses_session_is_not_found(browser, world, ids, read, sid
     for action in ["session.escalate", "session.park", "session.add_step", "session.resolve"]:
         assert_refused(await fire(tab, ids, action), SESSION_NOT_FOUND, action)
         assert fingerprint(read) == before, action
-    assert side_effects.created == []
+    assert side_effects.jobs == []
 
 
 @pytest.mark.parametrize("who", ["casey", "sam"])
@@ -613,7 +619,7 @@ async def test_escalate_with_crafted_fields_changes_nothing(browser, world, ids,
     )
     assert_refused(outcome, "Only escalations can be sent to a teammate.")
     assert fingerprint(read) == before
-    assert side_effects.created == []
+    assert side_effects.jobs == []
     assert read(lambda db: db.get(SupportSession, ids.alex_session)).status == "active"
 
 
@@ -911,7 +917,9 @@ async def test_senior_picks_up_from_the_queue(browser, world, ids, read, side_ef
     row = handoff_row(read, ids.nw_escalated)
     assert row.claimed_by_id == ids.users["riley"]
     assert read(lambda db: db.get(SupportSession, row.session_id)).status == "active"
-    assert [str(h.id) for h in side_effects.claimed] == [ids.nw_escalated]
+    # The claim committed its live push (no PSA connection: no ticket note), and nothing else.
+    assert [str(h) for h in side_effects.claimed] == [ids.nw_escalated]
+    assert side_effects.kinds_of(ids.nw_escalated) == ["live"] and len(side_effects.jobs) == 1
     await riley.fire(QueueState, "load", path="/escalations")
     assert ids.nw_escalated not in {c["id"] for c in (await riley.get(QueueState)).cards}
 
@@ -925,6 +933,7 @@ async def test_senior_picks_up_from_the_queue(browser, world, ids, read, side_ef
     outcome = await fire(sam, ids, "queue.pick_up")
     assert len(outcome.errors) == 1 and outcome.errors[0].startswith("Already claimed by Riley Chen")
     assert fingerprint(read) == before
+    assert len(side_effects.jobs) == 1
 
 
 async def test_senior_picks_up_on_the_handoff_screen(browser, world, ids, read, side_effects):
@@ -935,7 +944,8 @@ async def test_senior_picks_up_on_the_handoff_screen(browser, world, ids, read, 
     assert outcome.successes == ["You picked this up"] and outcome.errors == []
     assert handoff_row(read, ids.nw_parked).claimed_by_id == ids.users["riley"]
     assert (await riley.get(HandoffState)).claimed_by == "Riley Chen"
-    assert len(side_effects.claimed) == 1
+    assert [str(h) for h in side_effects.claimed] == [ids.nw_parked]
+    assert len(side_effects.jobs) == 1
 
 
 async def test_owner_of_a_session_works_it(browser, world, ids, read, side_effects):
@@ -958,8 +968,18 @@ async def test_owner_of_a_session_works_it(browser, world, ids, read, side_effec
     )
     assert outcome.successes == ["Escalated — your team has been notified"] and outcome.errors == []
     assert read(lambda db: db.get(SupportSession, ids.alex_session)).status == "escalated"
-    (handoff,) = side_effects.created
-    assert (handoff.priority, handoff.target_user_id) == ("high", ids.users["sam"])
+    (handoff_id,) = side_effects.created
+    handoff = handoff_row(read, str(handoff_id))
+    assert (handoff.session_id, handoff.priority, handoff.target_user_id) == (
+        ids.alex_session,
+        "high",
+        ids.users["sam"],
+    )
+    # Committed with it: the live push, an email to each teammate who takes escalations,
+    # and the AI assessment (the account has no webhooks or PSA connection).
+    assert side_effects.kinds_of(handoff_id) == ["assessment", "email", "email", "email", "live"]
+    emailed = {j.recipient for j in side_effects.jobs if j.kind == "email"}
+    assert emailed == {world.users[n].email for n in ["sam", "riley", "morgan"]}
 
     outcome = await fire(alex, ids, "session.resolve")
     assert outcome.successes == ["Session resolved"]

@@ -159,8 +159,13 @@ def enqueue_claim_note(db: Session, handoff: SessionHandoff, claimer_name: str, 
 
 
 def release_escalation_note(db: Session, handoff_id: uuid.UUID) -> None:
-    """In the assessment's transaction: the waiting escalation note goes out now, with the summary."""
-    outbox.release(db, escalation_key(handoff_id))
+    """In the assessment's transaction: the waiting escalation note goes out now, with the summary.
+
+    A pick-up note deferred behind it (until the AI wait was over) looks again now too,
+    so it follows the escalation note within seconds, not a minute later.
+    """
+    if outbox.release(db, escalation_key(handoff_id)):
+        outbox.release(db, claim_key(handoff_id))
 
 
 def _note_text(db: Session, job: outbox.JobView, handoff: SessionHandoff) -> str:

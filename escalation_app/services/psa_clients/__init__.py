@@ -21,14 +21,16 @@ __all__ = ["PsaError", "check_connection", "failure", "http_client", "post_note"
 
 
 async def post_note(
-    credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None = None
+    credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None = None, look_first: bool = True
 ) -> None:
     """Post an internal note to `ticket`; PsaError (with `retry`) on failure.
 
     Without a marker nothing is looked up and the note text is posted as given.
+    `look_first=False` skips the look for an earlier copy before posting: for a first
+    attempt, which no earlier attempt can have posted (a redirect is still checked).
     """
     vendor = connectwise if credentials.psa_type is PsaType.CONNECTWISE else halopsa
-    await vendor.post_note(credentials, ticket, text, marker=check_marker(marker))
+    await vendor.post_note(credentials, ticket, text, marker=check_marker(marker), look_first=look_first)
 
 
 async def check_connection(credentials: PsaCredentials) -> str:

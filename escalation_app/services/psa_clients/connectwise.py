@@ -160,7 +160,9 @@ def _created_here(response: httpx.Response, notes_path: str) -> bool:
     return re.fullmatch(re.escape(notes_path) + r"/\d+", location) is not None
 
 
-async def post_note(credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None) -> None:
+async def post_note(
+    credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None, look_first: bool = True
+) -> None:
     """Post an internal note to `ticket`; raises PsaError (with `retry`) on failure.
 
     With a `marker`, a note already carrying it counts as posted (nothing is sent), and
@@ -172,7 +174,7 @@ async def post_note(credentials: PsaCredentials, ticket: int, text: str, *, mark
         async with http_client(limit) as client:
             base = api_base(credentials.url, await company_info(client, credentials))
             notes_url = f"{base}/service/tickets/{ticket}/notes"
-            if marker and await _has_note(client, notes_url, credentials, ticket, marker):
+            if marker and look_first and await _has_note(client, notes_url, credentials, ticket, marker):
                 return
             body = note_body(f"{text}\n\n{marker_line(marker)}" if marker else text)
             response = await client.post(notes_url, headers=headers(credentials), json=body)

@@ -193,7 +193,9 @@ async def _has_action(client: httpx.AsyncClient, credentials, token: str, ticket
     )
 
 
-async def post_note(credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None) -> None:
+async def post_note(
+    credentials: PsaCredentials, ticket: int, text: str, *, marker: str | None, look_first: bool = True
+) -> None:
     """Post a private note to `ticket`; raises PsaError (with `retry`) on failure.
 
     With a `marker`, an action already carrying it counts as posted (nothing is sent),
@@ -204,7 +206,7 @@ async def post_note(credentials: PsaCredentials, ticket: int, text: str, *, mark
     async def work() -> None:
         async with http_client(limit) as client:
             token, _scope = await get_token(client, credentials)
-            if marker and await _has_action(client, credentials, token, ticket, marker):
+            if marker and look_first and await _has_action(client, credentials, token, ticket, marker):
                 return
             response = await client.post(
                 f"{credentials.url}/api/Actions",
