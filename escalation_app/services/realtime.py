@@ -273,8 +273,9 @@ class LiveHub:
         namespace = _Reflex.namespace()
         gone = [sid for sid in self.tabs if not sio.manager.is_connected(sid, namespace)]
         for sid in gone:
-            tab = self.tabs.pop(sid)
-            if tab.viewing is not None:
+            # Another prune (a push's, or the sweep's) may have taken it while this one waited.
+            tab = self.tabs.pop(sid, None)
+            if tab is not None and tab.viewing is not None:
                 await self._viewing_moved(sid, tab.viewing, None)
 
     @asynccontextmanager

@@ -187,6 +187,9 @@ class HandoffState(AppState):
             await self._follow_live(actor)
             return
         await self._follow_live(actor, handoff_id=self.handoff_key, handoff_team_id=detail.handoff.team_id)
+        if not actor.can_work_handoffs:
+            self.viewers = []  # viewers get no live feed: neither shown nor shown who is looking
+            return
         async with realtime.hub.presence_lock(self.handoff_key):
             self.viewers = await realtime.hub.viewers_of(actor.account_id, self.handoff_key)
             yield

@@ -46,7 +46,8 @@ class QueueState(AppState):
             scope = realtime.QueueScope(actor.account_id, actor.team_id)
             async with realtime.hub.queue_lock(scope):
                 await self._read(actor)
-                self.viewing = await realtime.hub.queue_viewers(scope)
+                # Viewers get no live feed, and so no who-is-viewing either.
+                self.viewing = await realtime.hub.queue_viewers(scope) if actor.can_work_handoffs else []
                 yield
         if action.failed:
             yield action.failure

@@ -356,6 +356,11 @@ async def test_viewers_and_other_accounts_never_appear_and_never_see(people, wor
     for name in ("Riley", "Morgan", "Val", handoffs["nw"]):
         assert name not in jordan_queue.received() + casey.received() + jordan.received()
     assert val.received() == "[]"
+    # Nor does the viewer's own read of the screen or the queue name anyone.
+    assert (await val.get(HandoffState)).viewers == []
+    await val.open_queue()
+    assert (await val.get(QueueState)).viewing == []
+    assert morgan_queue.names_viewing(handoffs["nw"], on_queue=True) == ["Riley Chen"]
     # A positive control: the same wire check finds Northwind's names where they belong.
     assert "Riley Chen" in morgan_queue.received()
 
