@@ -321,6 +321,11 @@ class LiveHub:
             logger.warning("who-is-viewing: the board did not take a change (%s)", type(error).__name__)
         for account_id, handoff_id in sorted({(v.account_id, v.handoff_id) for v in (was, now) if v}):
             await self._announce_presence(account_id, handoff_id)
+        if was is not None and not any(tab.handoff_id == was.handoff_id for tab in self.tabs.values()):
+            # No screen of that handoff left on this worker: its lock goes (one per handoff ever opened would pile up).
+            lock = self._presence_locks.get(was.handoff_id)
+            if lock is not None and not lock.locked():
+                del self._presence_locks[was.handoff_id]
 
     async def _announce_presence(self, account_id: int, handoff_id: str) -> None:
         try:

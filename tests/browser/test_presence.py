@@ -9,8 +9,10 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import Browsers
 from tests.browser.test_flows import _card, _create_session_with_steps, _escalate
 from tests.browser.test_live import _mark_no_reload, _still_same_document
+from tests.browser.test_multiworker import _worker_connections, multiworker_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -115,3 +117,46 @@ def test_other_accounts_and_viewers_never_show_as_viewing(people):
     expect(_viewing(morgan, "Riley Chen")).to_be_visible()
     # The viewer's page is read-only and shows nobody (it gets no live feed).
     expect(val.get_by_text(re.compile(r" is viewing$"))).to_have_count(0)
+
+
+def test_viewing_crosses_workers(browser, multiworker_url, request):  # noqa: F811
+    """Two backend workers with Redis: tabs on either see Riley, and see her go."""
+    url, port, server_pid = multiworker_url
+    people = Browsers(browser, url)
+    failed = True
+    try:
+        summary = f"Cross-worker viewing {uuid.uuid4().hex[:6]}"
+        # The first sign-in meets workers that have just started: give it longer than usual.
+        engineer = people.signed_in("alex@northwind.example", "/sessions", timeout=20_000)
+        people.pages.remove(engineer)
+        engineer.close()
+        engineer = _create_session_with_steps(people, summary, [("Checked both workers", "Both up")])
+        _escalate(engineer, "Seen from everywhere?")
+        queue = people.signed_in("morgan@northwind.example", "/escalations")
+        expect(_card(queue, summary)).to_be_visible()
+        href = _card(queue, summary).get_by_role("link").first.get_attribute("href")
+        assert href
+        tabs = [queue]
+        for path in ["/escalations", href, href, "/escalations", href]:
+            page = queue.context.new_page()
+            people.pages.append(page)
+            page.goto(people.url(path))
+            tabs.append(page)
+        for page in tabs:
+            expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+        riley = people.signed_in("riley@northwind.example", href)
+        expect(riley.get_by_role("heading", name=summary, level=1)).to_be_visible()
+        per_worker = _worker_connections(port, server_pid)
+        assert len(per_worker) >= 2, f"all tabs landed on one worker: {per_worker}"
+        for page in tabs:
+            expect(_viewing(page, "Riley Chen")).to_be_visible(timeout=5_000)
+        expect(_viewing(riley, "Morgan Lee")).to_be_visible()
+
+        riley.close()
+        people.pages.remove(riley)
+        for page in tabs:
+            expect(_viewing(page, "Riley Chen")).to_have_count(0, timeout=CLEARS_WITHIN_MS)
+        failed = False
+    finally:
+        people.close(request.node.name, failed=failed)
