@@ -37,6 +37,7 @@ register themselves (`bind_views`), so services never import the state layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -380,6 +381,17 @@ class LiveHub:
                     await self._emit(scope.room, {views.queue: {field("viewing"): viewing}})
                     self._viewing_sent[scope] = viewing
 
+    async def withdraw(self) -> None:
+        """This worker stops (a deploy, a restart): its tabs leave every board now, not at expiry.
+
+        Their browsers reconnect to another worker and show up again from there.
+        """
+        leaving = [(sid, tab.viewing) for sid, tab in self.tabs.items() if tab.viewing is not None]
+        for sid, viewing in leaving:
+            if (tab := self.tabs.get(sid)) is not None:
+                tab.viewing = None
+            await self._viewing_moved(sid, viewing, None)
+
     async def sweep(self) -> None:
         """Every `presence.SWEEP_SECONDS`: tabs whose socket went leave now; and each heartbeat,
         the board is made true again (ended sign-ins leave, entries are refreshed, dead
@@ -647,11 +659,16 @@ async def run_relay() -> None:
 
 async def run_presence() -> None:
     """Keep who-is-viewing true on this worker: gone tabs leave, entries stay fresh (a lifespan task)."""
-    while True:
-        await asyncio.sleep(presence.SWEEP_SECONDS)
-        try:
-            await hub.sweep()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("who-is-viewing sweep failed; trying again")
+    try:
+        while True:
+            await asyncio.sleep(presence.SWEEP_SECONDS)
+            try:
+                await hub.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("who-is-viewing sweep failed; trying again")
+    finally:
+        # Shutting down: best effort, briefly (expiry covers the rest).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(hub.withdraw(), presence.SWEEP_SECONDS * 2)

@@ -445,6 +445,24 @@ async def test_viewing_crosses_workers_and_a_dead_workers_tabs_expire(
     assert sam.names_viewing(handoffs["nw"]) == ["Morgan Lee"]
 
 
+async def test_a_worker_that_stops_withdraws_its_tabs_at_once(people, world, handoffs, shared_board):
+    one, two = people.worker(shared_board), people.worker(shared_board)
+    morgan = await signed_in(people, two, world, "morgan")
+    await morgan.open_handoff(handoffs["nw"])
+    riley = await signed_in(people, one, world, "riley")
+    await riley.open_handoff(handoffs["nw"])
+    assert morgan.names_viewing(handoffs["nw"]) == ["Riley Chen"]
+    with one.running():
+        await one.hub.withdraw()
+    assert morgan.names_viewing(handoffs["nw"]) == []
+    # Her browser reconnects to worker two and re-opens the screen: back again.
+    again = people.tab_on(two)
+    again.user_id = str(world.users["riley"].id)
+    await again.set_cookie((await riley.get(AppState)).auth_token)
+    await again.open_handoff(handoffs["nw"])
+    assert morgan.names_viewing(handoffs["nw"]) == ["Riley Chen"]
+
+
 async def test_a_lost_entry_is_written_again_by_the_heartbeat(people, world, handoffs, clock, shared_board):
     worker = people.worker(shared_board)
     morgan = await signed_in(people, worker, world, "morgan")
