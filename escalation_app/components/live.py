@@ -68,4 +68,11 @@ def who_is_viewing(rows: Var, me: Var, handoff_id: Var | None = None) -> rx.Comp
             ),
         )
 
-    return rx.hstack(rx.foreach(rows, badge), spacing="2", wrap="wrap", aria_label="Who is viewing")
+    # Empty (nobody else looking) it takes no room, not even the stack's gap around it.
+    return rx.hstack(
+        rx.foreach(rows, badge),
+        spacing="2",
+        wrap="wrap",
+        aria_label="Who is viewing",
+        style={"&:empty": {"display": "none"}},
+    )
