@@ -31,3 +31,5 @@ app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Esca
 app.register_lifespan_task(worker.run_worker)
 # With Redis (several workers): deliver every worker's live pushes to this worker's tabs.
 app.register_lifespan_task(realtime.run_relay)
+# Who is viewing a handoff: tabs that went leave within a second; entries stay fresh.
+app.register_lifespan_task(realtime.run_presence)

@@ -44,3 +44,35 @@ class LiveRefresher(rx.Fragment):
 def live_refresher(on_change, tick: Var) -> rx.Component:
     """Calls `on_change` whenever `tick` moves (and once on mount)."""
     return LiveRefresher.create(on_change, tick)
+
+
+def who_is_viewing(rows: Var, me: Var, handoff_id: Var | None = None) -> rx.Component:
+    """A "Riley Chen is viewing" badge for each other person with the handoff's screen open.
+
+    `rows` are pushed alike to everyone in a room ({handoff_id, user_id, name}), so the
+    page leaves out its own user (`me`) and, on a queue card, other cards' handoffs.
+    """
+
+    def badge(row) -> rx.Component:
+        shown = row["user_id"] != me
+        if handoff_id is not None:
+            shown = shown & (row["handoff_id"] == handoff_id)
+        return rx.cond(
+            shown,
+            rx.badge(
+                rx.icon("eye", size=12),
+                row["name"] + " is viewing",
+                color_scheme="amber",
+                variant="soft",
+                class_name="viewing",
+            ),
+        )
+
+    # Empty (nobody else looking) it takes no room, not even the stack's gap around it.
+    return rx.hstack(
+        rx.foreach(rows, badge),
+        spacing="2",
+        wrap="wrap",
+        aria_label="Who is viewing",
+        style={"&:empty": {"display": "none"}},
+    )

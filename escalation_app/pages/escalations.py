@@ -7,6 +7,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import page_heading, template
+from escalation_app.components.live import who_is_viewing
 from escalation_app.state.queue import QueueState
 
 
@@ -26,6 +27,7 @@ def queue_card(card) -> rx.Component:
                     rx.heading(card["summary"], size="4", as_="h2"), href=card["href"], underline="hover"
                 ),
                 rx.cond(card["notes"] != "", rx.text(card["notes"], size="2", color_scheme="gray")),
+                who_is_viewing(QueueState.viewing, QueueState.user_id, card["id"]),
                 rx.hstack(
                     rx.text("Handed off by ", rx.text.strong(card["by"]), size="2"),
                     rx.cond(

@@ -7,7 +7,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import shown_when, template
-from escalation_app.components.live import live_refresher
+from escalation_app.components.live import live_refresher, who_is_viewing
 from escalation_app.pages.sessions import steps_log
 from escalation_app.state.handoff import HandoffState
 
@@ -209,6 +209,7 @@ def handoff_body() -> rx.Component:
             wrap="wrap",
         ),
         claim_panel(),
+        who_is_viewing(H.viewers, H.user_id),
         rx.cond(
             H.psa_line != "",
             rx.text(

@@ -13,6 +13,12 @@ its socket, after its page's server-side role check:
 - a **user room** per user: when an escalation notifies a user, the worker reads that
   user's bell once (after the same sign-in check) and sends it to all their tabs.
 
+Who is looking (`services/presence.py`): a handoff screen's tab is an entry of its
+account's presence board from its role-checked load until it leaves, signs out or its
+socket goes. Each change is announced like any other (kind `presence`, on the same
+channel); every worker reads the account's board once per room and sends the handoff
+room its viewers and each of the account's queue rooms the viewers of its cards.
+
 Order: a tab's own queue or bell read (page load, reconnect, mark read) and the pushes
 to its room take the same per-room lock, and each is on the socket before the lock is
 released, so a tab never receives an older queue or bell after a newer one.
@@ -31,10 +37,12 @@ register themselves (`bind_views`), so services never import the state layer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -50,6 +58,8 @@ from escalation_app.domain.db import session_scope
 from escalation_app.domain.handoffs import QueueCard, card_view, get_team_queue
 from escalation_app.domain.models import User
 from escalation_app.domain.notifications import notified_user_ids, read_bell
+from escalation_app.services import presence
+from escalation_app.services.presence import PRESENCE, Viewer
 from escalation_app.services.tasks import spawn
 
 logger = logging.getLogger(__name__)
@@ -86,6 +96,8 @@ class _Tab:
     digest: str = ""
     queue: QueueScope | None = None
     handoff_id: str = ""
+    # Its entry in who-is-viewing while its page shows a handoff (see services/presence.py).
+    viewing: Viewer | None = None
 
     def page_rooms(self) -> list[str]:
         """The rooms of what its page shows: the team's queue, or one handoff."""
@@ -168,14 +180,30 @@ def bind_views(*, queue: type, bell: type, handoff: type) -> None:
 
 
 class LiveHub:
-    """This worker's rooms: who follows what, and the pushes to them."""
+    """This worker's rooms: who follows what, and the pushes to them.
 
-    def __init__(self) -> None:
+    `server`, `board`, `announce` and `clock` are this worker's socket.io server, its
+    presence board, how it tells every worker about a change, and the time (all default
+    to the running app's; tests run two hubs side by side as two workers).
+    """
+
+    def __init__(self, *, server=None, board=None, announce=None, clock=time.time) -> None:
         self.tabs: dict[str, _Tab] = {}
         self._queue_locks: defaultdict[QueueScope, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._bell_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._presence_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Pushes waiting to be tried again, by room: at most one each (a push sends the truth).
         self._retrying: dict[str, asyncio.Task] = {}
+        if server is not None:
+            self._server = lambda: server
+        self._board = board
+        self._announce = announce
+        self.clock = clock
+        # This worker's part of every presence key: sockets of two workers never collide.
+        self.instance = uuid.uuid4().hex[:12]
+        self._next_heartbeat = 0.0
+        # What each queue room last got of who is viewing (a change elsewhere sends nothing).
+        self._viewing_sent: dict[QueueScope, list[dict[str, str]]] = {}
 
     # ------------------------------------------------------------------ membership
 
@@ -197,12 +225,14 @@ class LiveHub:
         token: str,
         queue: QueueScope | None = None,
         handoff_id: str = "",
+        viewing: Viewer | None = None,
         keep_page: bool = False,
     ) -> None:
         """Set what this tab follows: its user's bell, and the queue or handoff its page shows.
 
         Only for a tab whose actor passed the live-feed role check. `keep_page` keeps the
         page rooms a previous call set (the bell's load runs after the page's own).
+        `viewing` is the tab's who-is-viewing entry on a handoff screen.
         """
         if not sid:
             return
@@ -223,6 +253,9 @@ class LiveHub:
             await self._leave(sid, room)
         for room in after - before:
             await self._enter(sid, room)
+        was, tab.viewing = tab.viewing, viewing if handoff_id else None
+        if tab.viewing != was:
+            await self._viewing_moved(sid, was, tab.viewing)
 
     async def forget(self, sid: str) -> None:
         """This tab follows nothing any more (signed out, or no longer allowed the feed)."""
@@ -231,15 +264,20 @@ class LiveHub:
             return
         for room in tab.rooms():
             await self._leave(sid, room)
+        if tab.viewing is not None:
+            await self._viewing_moved(sid, tab.viewing, None)
 
-    def prune(self) -> None:
+    async def prune(self) -> None:
         """Drop tabs whose socket has gone (socket.io has already taken them out of the rooms)."""
         if (sio := self._server()) is None:
             return
         namespace = _Reflex.namespace()
         gone = [sid for sid in self.tabs if not sio.manager.is_connected(sid, namespace)]
         for sid in gone:
-            del self.tabs[sid]
+            # Another prune (a push's, or the sweep's) may have taken it while this one waited.
+            tab = self.tabs.pop(sid, None)
+            if tab is not None and tab.viewing is not None:
+                await self._viewing_moved(sid, tab.viewing, None)
 
     @asynccontextmanager
     async def queue_lock(self, scope: QueueScope) -> AsyncIterator[None]:
@@ -252,6 +290,152 @@ class LiveHub:
         """Held around a tab's own bell read until its delta is on the socket."""
         async with self._bell_locks[user_id]:
             yield
+
+    @asynccontextmanager
+    async def presence_lock(self, handoff_id: str) -> AsyncIterator[None]:
+        """Held around a handoff screen's own read of who is viewing until its delta is on the socket."""
+        async with self._presence_locks[handoff_id]:
+            yield
+
+    # ------------------------------------------------------------------ who is viewing
+
+    def board(self) -> presence.MemoryBoard | presence.RedisBoard:
+        """Where the tabs on handoff screens are written: Redis with several workers, else memory."""
+        if self._board is None:
+            redis = _redis()
+            self._board = presence.RedisBoard(redis) if redis is not None else presence.MemoryBoard()
+        return self._board
+
+    def _presence_key(self, sid: str) -> str:
+        return f"{self.instance}:{sid}"
+
+    async def _viewing_moved(self, sid: str, was: Viewer | None, now: Viewer | None) -> None:
+        """A tab came onto a handoff screen, left it or moved on: write that, and tell every worker."""
+        key = self._presence_key(sid)
+        try:
+            if now is not None:
+                await self.board().put(key, now, self.clock() + presence.TTL_SECONDS)
+            if was is not None and (now is None or now.account_id != was.account_id):
+                await self.board().remove(was.account_id, [key])
+        except Exception as error:
+            # The heartbeat writes this worker's tabs again; a stale entry expires.
+            logger.warning("who-is-viewing: the board did not take a change (%s)", type(error).__name__)
+        for account_id, handoff_id in sorted({(v.account_id, v.handoff_id) for v in (was, now) if v}):
+            await self._announce_presence(account_id, handoff_id)
+        if was is not None and not any(tab.handoff_id == was.handoff_id for tab in self.tabs.values()):
+            # No screen of that handoff left on this worker: its lock goes (one per handoff ever opened would pile up).
+            lock = self._presence_locks.get(was.handoff_id)
+            if lock is not None and not lock.locked():
+                del self._presence_locks[was.handoff_id]
+
+    async def _announce_presence(self, account_id: int, handoff_id: str) -> None:
+        try:
+            await (self._announce or publish)(account_id, PRESENCE, handoff_id)
+        except Exception as error:
+            # This worker's own tabs got it (see `publish`); the next change or heartbeat heals the rest.
+            logger.warning(
+                "who-is-viewing for handoff %s not announced (%s)", handoff_id, type(error).__name__
+            )
+
+    async def _viewers(self, account_id: int) -> list[Viewer]:
+        return list((await self.board().read(account_id, self.clock())).live.values())
+
+    async def viewers_of(
+        self, account_id: int, handoff_id: str, *, strict: bool = False
+    ) -> list[dict[str, str]]:
+        """Who has this handoff's screen open (every page leaves out its own user).
+
+        A page's own read never fails over this: without the board it shows nobody.
+        """
+        try:
+            viewers = await self._viewers(account_id)
+        except Exception as error:
+            if strict:
+                raise
+            logger.warning("who-is-viewing could not be read (%s)", type(error).__name__)
+            return []
+        return presence.rows(v for v in viewers if v.handoff_id == str(handoff_id))
+
+    async def queue_viewers(self, scope: QueueScope, *, strict: bool = False) -> list[dict[str, str]]:
+        """Who has a handoff screen open, for the cards of this queue."""
+        try:
+            viewers = await self._viewers(scope.account_id)
+        except Exception as error:
+            if strict:
+                raise
+            logger.warning("who-is-viewing could not be read (%s)", type(error).__name__)
+            return []
+        return presence.rows(presence.on_queue(viewers, scope.team_id))
+
+    async def _push_presence(self, handoff_id: str, account_id: int) -> None:
+        """Send who is viewing to this handoff's room, and to each queue room of the account it changed."""
+        if any(tab.handoff_id == handoff_id for tab in self.tabs.values()):
+            room = handoff_room(handoff_id)
+            async with _in_turn(self._presence_locks[handoff_id], room):
+                viewers = await self.viewers_of(account_id, handoff_id, strict=True)
+                await self._emit(room, {views.handoff: {field("viewers"): viewers}})
+        for scope in self._scopes_of(account_id):
+            async with _in_turn(self._queue_locks[scope], scope.room):
+                viewing = await self.queue_viewers(scope, strict=True)
+                if self._viewing_sent.get(scope) != viewing:
+                    await self._emit(scope.room, {views.queue: {field("viewing"): viewing}})
+                    self._viewing_sent[scope] = viewing
+
+    async def withdraw(self) -> None:
+        """This worker stops (a deploy, a restart): its tabs leave every board now, not at expiry.
+
+        Their browsers reconnect to another worker and show up again from there.
+        """
+        leaving = [(sid, tab.viewing) for sid, tab in self.tabs.items() if tab.viewing is not None]
+        for sid, viewing in leaving:
+            if (tab := self.tabs.get(sid)) is not None:
+                tab.viewing = None
+            await self._viewing_moved(sid, viewing, None)
+
+    async def sweep(self) -> None:
+        """Every `presence.SWEEP_SECONDS`: tabs whose socket went leave now; and each heartbeat,
+        the board is made true again (ended sign-ins leave, entries are refreshed, dead
+        workers' entries are dropped)."""
+        await self.prune()
+        now = self.clock()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + presence.HEARTBEAT_SECONDS
+            await self._heartbeat(now)
+
+    async def _heartbeat(self, now: float) -> None:
+        viewing: defaultdict[int, dict[str, str]] = defaultdict(dict)
+        for sid, tab in self.tabs.items():
+            if tab.viewing is not None:
+                viewing[tab.viewing.account_id][sid] = tab.digest
+        # A sign-in that ended (signed out elsewhere, idle, deactivated, made a viewer)
+        # leaves every screen now, not when its tab next does something.
+        for account_id, digests in viewing.items():
+            try:
+                allowed = await asyncio.to_thread(_allowed, account_id, set(digests.values()))
+            except Exception as error:
+                logger.warning("who-is-viewing: sign-ins not checked (%s)", type(error).__name__)
+                continue
+            await self._drop_unless(digests, allowed.__contains__)
+        accounts = {tab.queue.account_id for tab in self.tabs.values() if tab.queue is not None}
+        accounts |= {tab.viewing.account_id for tab in self.tabs.values() if tab.viewing is not None}
+        until = now + presence.TTL_SECONDS
+        for account_id in sorted(accounts):
+            mine = {
+                self._presence_key(sid): tab.viewing
+                for sid, tab in self.tabs.items()
+                if tab.viewing is not None and tab.viewing.account_id == account_id
+            }
+            try:
+                missing = await self.board().refresh(account_id, mine, until)
+                expired = (await self.board().read(account_id, now)).expired
+                await self.board().remove(account_id, expired)
+            except Exception as error:
+                logger.warning("who-is-viewing heartbeat: board unavailable (%s)", type(error).__name__)
+                continue
+            changed = {mine[key].handoff_id for key in missing}
+            changed |= {v.handoff_id for v in expired.values() if v.handoff_id}
+            for handoff_id in sorted(changed):
+                await self._announce_presence(account_id, handoff_id)
 
     # ------------------------------------------------------------------ delivery
 
@@ -279,8 +463,10 @@ class LiveHub:
         account_id = int(signal["account_id"])
         kind = signal["kind"]
         handoff_id = str(signal["handoff_id"])
-        self.prune()
+        await self.prune()
         pushes: list[tuple[Any, tuple]] = []
+        if kind == PRESENCE:
+            pushes.append((self._push_presence, (handoff_id, account_id)))
         if kind in QUEUE_KINDS:
             pushes += [
                 (self._push_queue, (scope, sids)) for scope, sids in self._scopes_of(account_id).items()
@@ -389,6 +575,11 @@ def _read_user_bell(account_id: int, user_id: int, digests: set[str]) -> tuple[s
         return allowed, read_bell(db, Actor.from_user(user))
 
 
+def _allowed(account_id: int, digests: set[str]) -> set[str]:
+    with session_scope() as db:
+        return set(live_feed_members(db=db, account_id=account_id, digests=digests))
+
+
 def _notified(account_id: int, handoff_id: str) -> list[int]:
     with session_scope() as db:
         return notified_user_ids(db=db, account_id=account_id, handoff_id=uuid.UUID(handoff_id))
@@ -464,3 +655,20 @@ async def run_relay() -> None:
         except Exception:
             logger.exception("live relay lost Redis; reconnecting")
             await asyncio.sleep(1)
+
+
+async def run_presence() -> None:
+    """Keep who-is-viewing true on this worker: gone tabs leave, entries stay fresh (a lifespan task)."""
+    try:
+        while True:
+            await asyncio.sleep(presence.SWEEP_SECONDS)
+            try:
+                await hub.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("who-is-viewing sweep failed; trying again")
+    finally:
+        # Shutting down: best effort, briefly (expiry covers the rest).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(hub.withdraw(), presence.SWEEP_SECONDS * 2)

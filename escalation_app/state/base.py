@@ -217,14 +217,21 @@ class AppState(rx.State):
         self.user_id = ""
 
     async def _follow_live(
-        self, actor: Actor | None, *, queue: bool = False, handoff_id: str = "", page: bool = True
+        self,
+        actor: Actor | None,
+        *,
+        queue: bool = False,
+        handoff_id: str = "",
+        handoff_team_id: int | None = None,
+        page: bool = True,
     ) -> None:
         """Set the live rooms this tab follows, after the page's server-side role check.
 
         Owners, admins and engineers follow their own bell plus the queue or handoff their
         page shows; viewers and signed-out tabs follow nothing. `page=False` (the bell,
         which loads on every page after the page's own handler) leaves the page's rooms
-        alone on a live page and leaves them everywhere else.
+        alone on a live page and leaves them everywhere else. A tab that follows a
+        handoff shows as viewing it (to its account's handoff screens and queue cards).
         """
         sid = self.router.session.session_id
         if actor is None or not actor.can_work_handoffs:
@@ -238,6 +245,15 @@ class AppState(rx.State):
             token=self.auth_token,
             queue=realtime.QueueScope(actor.account_id, actor.team_id) if queue else None,
             handoff_id=handoff_id,
+            viewing=realtime.Viewer(
+                account_id=actor.account_id,
+                handoff_id=handoff_id,
+                team_id=handoff_team_id,
+                user_id=actor.id,
+                name=actor.display_name,
+            )
+            if handoff_id
+            else None,
             keep_page=not page and on_live_page,
         )
 

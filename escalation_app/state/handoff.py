@@ -19,6 +19,7 @@ from escalation_app.domain.deliveries import retry_delivery as retry_delivery_ru
 from escalation_app.domain.errors import AlreadyClaimed, NotFound
 from escalation_app.domain.handoffs import HandoffDetail
 from escalation_app.domain.psa import psa_status_line
+from escalation_app.services import realtime
 from escalation_app.state.base import AppState, path_part, run_db
 
 
@@ -29,6 +30,9 @@ class HandoffState(AppState):
     loaded: bool = False
     # Moved by the live push when this handoff is claimed or assessed; see LiveRefresher.
     live_tick: int = 0
+    # Who else has this screen open ({handoff_id, user_id, name}; the page leaves out
+    # its own user). Set by this tab's load, then by the live push.
+    viewers: list[dict[str, str]] = []
     handoff_key: str = ""
     summary: str = ""
     client: str = ""
@@ -132,7 +136,7 @@ class HandoffState(AppState):
             for i, step in enumerate(found.suggested_steps if found else [])
         ]
 
-    async def _reload(self, actor) -> None:
+    async def _reload(self, actor) -> HandoffDetail:
         handoff_id = self._route_handoff_id()
         detail = await run_db(handoff_rules.get_handoff_detail, actor=actor, handoff_id=handoff_id)
         self._show(detail, actor)
@@ -155,24 +159,40 @@ class HandoffState(AppState):
         else:
             self.delivery_text = ""
             self.deliveries = []
+        return detail
 
     @rx.event
     async def load(self):
         self.loaded = False
+        detail = None
         async with self._domain_action(doing="load this handoff", reading=True) as action:
             if (actor := await self._page_actor()) is None:
                 await self._follow_live(None)
-                return self._login_redirect()
+                yield self._login_redirect()
+                return
             try:
-                await self._reload(actor)
+                detail = await self._reload(actor)
             except NotFound:
                 self.found = False
         if action.failed:
-            return action.failure
+            yield action.failure
+            return
         self.loaded = True
         # Only a handoff this actor may read gets followed: the push carries no data, the
-        # page re-reads through `refresh` when it ticks.
-        await self._follow_live(actor, handoff_id=self.handoff_key if self.found else "")
+        # page re-reads through `refresh` when it ticks. Following it also shows this
+        # tab as viewing it; who else is, is read under the room's lock so a later push
+        # never lands before this read.
+        if detail is None:
+            self.viewers = []
+            await self._follow_live(actor)
+            return
+        await self._follow_live(actor, handoff_id=self.handoff_key, handoff_team_id=detail.handoff.team_id)
+        if not actor.can_work_handoffs:
+            self.viewers = []  # viewers get no live feed: neither shown nor shown who is looking
+            return
+        async with realtime.hub.presence_lock(self.handoff_key):
+            self.viewers = await realtime.hub.viewers_of(actor.account_id, self.handoff_key)
+            yield
 
     @rx.event
     async def refresh(self):

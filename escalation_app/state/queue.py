@@ -15,6 +15,9 @@ class QueueState(AppState):
     """The cards in the queue, newest first."""
 
     cards: list[dict[str, str]] = []
+    # Who has a card's handoff screen open ({handoff_id, user_id, name}); the page shows
+    # them on the card, leaving out its own user. Set by load, then by the live push.
+    viewing: list[dict[str, str]] = []
     loaded: bool = False
     claiming_id: str = ""
 
@@ -40,8 +43,11 @@ class QueueState(AppState):
                 yield self._login_redirect()
                 return
             await self._follow_live(actor, queue=True)
-            async with realtime.hub.queue_lock(realtime.QueueScope(actor.account_id, actor.team_id)):
+            scope = realtime.QueueScope(actor.account_id, actor.team_id)
+            async with realtime.hub.queue_lock(scope):
                 await self._read(actor)
+                # Viewers get no live feed, and so no who-is-viewing either.
+                self.viewing = await realtime.hub.queue_viewers(scope) if actor.can_work_handoffs else []
                 yield
         if action.failed:
             yield action.failure

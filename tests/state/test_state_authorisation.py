@@ -85,6 +85,12 @@ NORTHWIND_ONLY = [
 # --------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(autouse=True)
+def fresh_hub(monkeypatch) -> None:
+    """Each test's worker starts with no tabs (an earlier test's tabs would leave rooms mid-test)."""
+    monkeypatch.setattr(realtime, "hub", realtime.LiveHub())
+
+
 @dataclasses.dataclass(frozen=True)
 class Ids:
     """The records the crafted events aim at."""
@@ -389,9 +395,11 @@ async def _push_created(browser, world, ids) -> None:
 
 
 def _pushed(browser, tab: Tab, state_cls) -> list[dict]:
-    """The deltas for `state_cls` pushed to rooms `tab` was in."""
+    """The deltas for `state_cls` pushed to rooms `tab` was in (who-is-viewing: tests/state/test_presence.py)."""
     name = state_cls.get_full_name()
-    return [p["delta"][name] for p in browser.sockets.reached(tab.sid) if name in p["delta"]]
+    viewing = {"viewing_rx_state_", "viewers_rx_state_"}
+    reached = browser.sockets.reached(tab.sid)
+    return [p["delta"][name] for p in reached if name in p["delta"] and set(p["delta"][name]) - viewing]
 
 
 async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, world, ids, side_effects):
