@@ -33,10 +33,9 @@ from escalation_app.state.handoff import HandoffState
 from escalation_app.state.queue import QueueState
 from tests.conftest import require_or_skip
 from tests.factories import World
-from tests.state.conftest import Browser, Outcome, RecordingSockets, Tab
+from tests.state.conftest import NAMESPACE, Browser, Outcome, RecordingSockets, Tab
 
 REDIS_URL = "redis://127.0.0.1:6379"
-NAMESPACE = "/_event"
 
 
 # --------------------------------------------------------------------------- harness

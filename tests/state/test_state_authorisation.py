@@ -394,12 +394,19 @@ async def _push_created(browser, world, ids) -> None:
     await _deliver(browser, world.northwind.id, "created", ids.nw_escalated)
 
 
+VIEWING = {"viewing_rx_state_", "viewers_rx_state_"}
+
+
+def _is_presence(packet: dict) -> bool:
+    """A who-is-viewing delta (tests/state/test_presence.py covers those)."""
+    return all(set(fields) <= VIEWING for fields in packet["delta"].values())
+
+
 def _pushed(browser, tab: Tab, state_cls) -> list[dict]:
-    """The deltas for `state_cls` pushed to rooms `tab` was in (who-is-viewing: tests/state/test_presence.py)."""
+    """The deltas for `state_cls` pushed to rooms `tab` was in, who-is-viewing left out."""
     name = state_cls.get_full_name()
-    viewing = {"viewing_rx_state_", "viewers_rx_state_"}
     reached = browser.sockets.reached(tab.sid)
-    return [p["delta"][name] for p in reached if name in p["delta"] and set(p["delta"][name]) - viewing]
+    return [p["delta"][name] for p in reached if name in p["delta"] and set(p["delta"][name]) - VIEWING]
 
 
 async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, world, ids, side_effects):
@@ -425,7 +432,8 @@ async def test_pushes_reach_the_rooms_that_follow_them_and_no_one_else(browser, 
     # The escalation committed its live push; the committing process runs it.
     [created] = side_effects.live("created")
     assert (str(created.handoff_id), created.account_id) == (new_id, world.northwind.id)
-    assert browser.sockets.sent == []  # nothing is pushed until the job runs
+    # Nothing but who-is-viewing is pushed until the job runs.
+    assert [sent for sent in browser.sockets.sent if not _is_presence(sent[2])] == []
     await run_live_jobs(browser, [created])
 
     # Riley's queue: the team's whole queue, newest first, with the new card.
