@@ -120,7 +120,7 @@ def test_every_page_of_a_role_has_no_serious_violations(people, paths, role):
         for url in urls:
             if people_page.url.rstrip("/") != people.url(url).rstrip("/"):
                 people_page.goto(people.url(url))
-            _ready(people_page)
+            _ready(people_page, url)
             found[f"{url} ({viewport_name})"] = _serious(people_page)
         if role == "engineer" and viewport_name == "desktop":
             # The Escalate dialog, open: the busiest form in the product.
