@@ -5,6 +5,8 @@ Any serious or critical violation fails, listed with the elements it was found o
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
@@ -12,6 +14,7 @@ from sqlmodel import select
 
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.models import SessionHandoff, SessionStep, SupportSession, User
+from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -72,9 +75,22 @@ def _report(found: dict[str, list[str]]) -> None:
         )
 
 
-def _serious(page) -> list[str]:
+AXE = Axe()  # reads axe-core's script once
+# Every violation seen, of any impact, per page: written to test-artifacts/axe.json.
+SEEN: dict[str, dict[str, int]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_summary():
+    yield
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "axe.json").write_text(json.dumps(SEEN, indent=2, sort_keys=True))
+
+
+def _serious(page, where: str) -> list[str]:
     """Serious and critical axe violations on the page, one line per rule with its elements."""
-    results = Axe().run(page)
+    results = AXE.run(page)
+    SEEN[where] = {f"{v['impact']} {v['id']}": len(v["nodes"]) for v in results.response["violations"]}
     found = []
     for violation in results.response["violations"]:
         if violation["impact"] in BLOCKING or violation["id"] in ALSO_BLOCKING:
@@ -101,7 +117,7 @@ def test_login_page_has_no_serious_violations(people):
         page = people.page(viewport=viewport)
         page.goto(people.url("/login"))
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        found[f"/login ({name})"] = _serious(page)
+        found[f"/login ({name})"] = _serious(page, f"/login ({name})")
     _report(found)
 
 
@@ -121,12 +137,13 @@ def test_every_page_of_a_role_has_no_serious_violations(people, paths, role):
             if people_page.url.rstrip("/") != people.url(url).rstrip("/"):
                 people_page.goto(people.url(url))
             _ready(people_page, url)
-            found[f"{url} ({viewport_name})"] = _serious(people_page)
+            where = f"{role} {url} ({viewport_name})"
+            found[where] = _serious(people_page, where)
         if role == "engineer" and viewport_name == "desktop":
             # The Escalate dialog, open: the busiest form in the product.
             people_page.goto(people.url(urls[1]))
             _ready(people_page, urls[1])
             people_page.get_by_role("button", name="Escalate").click()
             expect(people_page.get_by_role("dialog")).to_be_visible()
-            found[f"{urls[1]} Escalate dialog"] = _serious(people_page)
+            found[f"{urls[1]} Escalate dialog"] = _serious(people_page, f"{role} {urls[1]} Escalate dialog")
     _report(found)
