@@ -1,4 +1,8 @@
-"""Status, priority and intent badges."""
+"""Status, priority and intent badges.
+
+All in high contrast: Radix's soft amber and orange badges (the "High" priority, a
+paused session) fall below WCAG's 4.5:1 for their small text.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ STATUS_COLORS = {"active": "green", "paused": "amber", "escalated": "violet", "r
 def priority_badge(priority) -> rx.Component:
     return rx.match(
         priority,
-        *[(p, rx.badge(p.capitalize(), color_scheme=c, variant="soft")) for p, c in PRIORITY_COLORS.items()],
+        *[
+            (p, rx.badge(p.capitalize(), color_scheme=c, variant="soft", high_contrast=True))
+            for p, c in PRIORITY_COLORS.items()
+        ],
         rx.badge(priority),
     )
 
@@ -19,7 +26,10 @@ def priority_badge(priority) -> rx.Component:
 def status_badge(status, label) -> rx.Component:
     return rx.match(
         status,
-        *[(s, rx.badge(label, color_scheme=c, variant="soft")) for s, c in STATUS_COLORS.items()],
+        *[
+            (s, rx.badge(label, color_scheme=c, variant="soft", high_contrast=True))
+            for s, c in STATUS_COLORS.items()
+        ],
         rx.badge(label),
     )
 
@@ -27,8 +37,8 @@ def status_badge(status, label) -> rx.Component:
 def intent_badge(intent, label) -> rx.Component:
     return rx.cond(
         intent == "escalate",
-        rx.badge(label, color_scheme="violet", variant="surface"),
-        rx.badge(label, color_scheme="amber", variant="surface"),
+        rx.badge(label, color_scheme="violet", variant="surface", high_contrast=True),
+        rx.badge(label, color_scheme="amber", variant="surface", high_contrast=True),
     )
 
 

@@ -116,7 +116,10 @@ def admin_users_page() -> rx.Component:
                 rx.table.root(
                     rx.table.header(
                         rx.table.row(
-                            *[rx.table.column_header_cell(c) for c in ("Name", "Email", "Role", "Status", "")]
+                            *[
+                                rx.table.column_header_cell(c)
+                                for c in ("Name", "Email", "Role", "Status", "Actions")
+                            ]
                         )
                     ),
                     rx.table.body(rx.foreach(UsersAdminState.users, user_row)),

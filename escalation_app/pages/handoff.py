@@ -41,18 +41,15 @@ def claim_panel() -> rx.Component:
 
 
 def suggested_step(step) -> rx.Component:
-    return rx.el.label(
-        rx.hstack(
-            rx.checkbox(
-                checked=step["checked"] == "yes",
-                on_change=lambda checked: H.toggle_step(step["index"], checked),
-                disabled=~H.can_work,
-            ),
-            rx.text(step["text"], size="2"),
-            align="start",
-            spacing="2",
-        ),
-        style={"display": "block", "padding": "0.25rem 0", "cursor": "pointer"},
+    # The checkbox's own label (Reflex wraps box and text in one <label>): a second label
+    # around it would leave the box without an accessible name.
+    return rx.checkbox(
+        step["text"],
+        checked=step["checked"] == "yes",
+        on_change=lambda checked: H.toggle_step(step["index"], checked),
+        disabled=~H.can_work,
+        size="2",
+        style={"padding": "0.25rem 0", "cursor": "pointer", "align_items": "start"},
     )
 
 

@@ -20,43 +20,53 @@ def labelled_input(label: str, name: str, **props) -> rx.Component:
 
 @rx.page(route=routes.LOGIN, title=f"Sign in — {PRODUCT}", on_load=LoginState.load)
 def login_page() -> rx.Component:
-    return rx.center(
-        rx.card(
-            rx.form(
-                rx.vstack(
-                    rx.hstack(rx.icon("life-buoy", size=24), rx.heading(PRODUCT, size="5"), align="center"),
-                    rx.text("Sign in to pick up where your team left off.", color_scheme="gray", size="2"),
-                    labelled_input("Email", "email", type="email", auto_complete="username", required=True),
-                    labelled_input(
-                        "Password",
-                        "password",
-                        type="password",
-                        auto_complete="current-password",
-                        required=True,
-                    ),
-                    rx.cond(
-                        LoginState.error != "",
-                        rx.callout(
-                            LoginState.error,
-                            icon="circle-alert",
-                            color_scheme="red",
-                            role="alert",
-                            width="100%",
+    return rx.el.main(
+        rx.center(
+            rx.card(
+                rx.form(
+                    rx.vstack(
+                        rx.hstack(
+                            rx.icon("life-buoy", size=24),
+                            rx.heading(PRODUCT, size="5", as_="h1"),
+                            align="center",
                         ),
+                        rx.text(
+                            "Sign in to pick up where your team left off.", color_scheme="gray", size="2"
+                        ),
+                        labelled_input(
+                            "Email", "email", type="email", auto_complete="username", required=True
+                        ),
+                        labelled_input(
+                            "Password",
+                            "password",
+                            type="password",
+                            auto_complete="current-password",
+                            required=True,
+                        ),
+                        rx.cond(
+                            LoginState.error != "",
+                            rx.callout(
+                                LoginState.error,
+                                icon="circle-alert",
+                                color_scheme="red",
+                                role="alert",
+                                width="100%",
+                            ),
+                        ),
+                        rx.button(
+                            "Sign in", type="submit", size="3", width="100%", loading=LoginState.submitting
+                        ),
+                        spacing="4",
+                        width="100%",
                     ),
-                    rx.button(
-                        "Sign in", type="submit", size="3", width="100%", loading=LoginState.submitting
-                    ),
-                    spacing="4",
-                    width="100%",
+                    on_submit=LoginState.sign_in,
                 ),
-                on_submit=LoginState.sign_in,
+                size="4",
+                width="100%",
+                max_width="26rem",
             ),
-            size="4",
-            width="100%",
-            max_width="26rem",
-        ),
-        min_height="100vh",
-        padding="1rem",
-        background="var(--gray-2)",
+            min_height="100vh",
+            padding="1rem",
+            background="var(--gray-2)",
+        )
     )

@@ -281,6 +281,8 @@ def session_detail_body() -> rx.Component:
                     on_click=s.resolve,
                     variant="outline",
                     color_scheme="green",
+                    # Radix's green outline text is below 4.5:1 on white.
+                    high_contrast=True,
                     disabled=s.status == "resolved",
                     title=rx.cond(s.status == "resolved", "Already resolved.", ""),
                 ),

@@ -123,7 +123,7 @@ class Browsers:
         self.contexts = []
 
     def page(self, **context_args):
-        context = self.browser.new_context(viewport={"width": 1280, "height": 900}, **context_args)
+        context = self.browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context_args})
         context.set_default_timeout(20_000)
         self.contexts.append(context)
         page = context.new_page()
