@@ -44,6 +44,7 @@ from escalation_app.domain.db import session_scope
 from escalation_app.domain.handoffs import QueueCard, get_team_queue
 from escalation_app.domain.models import User
 from escalation_app.domain.notifications import notified_user_ids
+from escalation_app.services import timing
 from escalation_app.services.tasks import spawn
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class LiveHub:
         account_id = int(signal["account_id"])
         kind = signal["kind"]
         handoff_id = str(signal["handoff_id"])
+        timing.stamp("push-start", kind=kind, handoff=handoff_id)
         self.prune()
         pushes: list[tuple[Any, tuple]] = []
         if kind in QUEUE_KINDS:
@@ -232,6 +234,7 @@ class LiveHub:
         for push, args in pushes:
             try:
                 await push(*args)
+                timing.stamp(f"push-sent{push.__name__}", kind=kind, handoff=handoff_id)
             except Exception:
                 logger.exception("live %s push for handoff %s failed", kind, handoff_id)
 

@@ -9,7 +9,7 @@ from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import DomainError, NotFound
-from escalation_app.services import after_commit
+from escalation_app.services import after_commit, timing
 from escalation_app.state.base import AppState, error_toast, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
@@ -196,6 +196,7 @@ class SessionDetailState(AppState):
         return rx.toast.success("Session resolved")
 
     async def _hand_off(self, intent: str, form_data: dict):
+        timing.stamp("click-start", path=self.router.url.path)
         self.busy = True
         yield
         try:
@@ -214,6 +215,7 @@ class SessionDetailState(AppState):
             self.busy = False
             yield error_toast(error)
             return
+        timing.stamp("click-commit", path=self.router.url.path, handoff=handoff.id)
         # Committed: side effects are scheduled, never awaited here.
         after_commit.handoff_created(handoff)
         self.busy = False
@@ -223,6 +225,7 @@ class SessionDetailState(AppState):
         # before telling the engineer (this is the click path).
         self.status = "escalated" if intent == "escalate" else "paused"
         self.handoff_count += 1
+        timing.stamp("click-answer", path=self.router.url.path)
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
