@@ -14,7 +14,7 @@ Environment overrides (the defaults take about 5 minutes on 2 cores):
   BENCH_MIN_ROUNDS=3             ...but never before this many rounds (the report shows the rounds run)
   BENCH_SKIP_AFTER_MISS=1        (a) skip larger N once an N left tabs without the card for 20 s
   BENCH_PYSPY=1                  sample the backend with py-spy during (a) at the largest N
-  BENCH_APP_SOURCE=worktree|head serve the working tree (default) or git HEAD
+  BENCH_APP_SOURCE=worktree|head|<rev> serve the working tree (default), git HEAD or a commit
 """
 
 from __future__ import annotations

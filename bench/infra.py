@@ -90,9 +90,11 @@ def pg_version() -> str:
 def _project_copy() -> Path:
     """The project to serve: the working tree (default) or, with BENCH_APP_SOURCE=head, git HEAD."""
     workdir = Path(tempfile.mkdtemp(prefix="escalation-bench-")) / "app"
-    if os.environ.get("BENCH_APP_SOURCE", "worktree") == "head":
+    source = os.environ.get("BENCH_APP_SOURCE", "worktree")
+    if source != "worktree":
         workdir.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True)
+        rev = "HEAD" if source == "head" else source
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
         return workdir
     shutil.copytree(
