@@ -8,7 +8,7 @@ import reflex as rx
 
 import escalation_app.pages  # noqa: F401  (registers every page)
 from escalation_app import routes
-from escalation_app.services import after_commit, notifications, psa, realtime, tasks
+from escalation_app.services import after_commit, notifications, psa, realtime
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -25,8 +25,6 @@ app = rx.App(
 )
 app.add_page(index, route="/", on_load=rx.redirect(routes.SESSIONS), title="Escalation Desk")
 
-# Database calls leave the event loop on threads: as many as the connection pool has.
-app.register_lifespan_task(tasks.widen_thread_pool)
 # Background work that lives as long as the server: finish assessments a stop left
 # pending, and retry failed notification deliveries and PSA notes.
 app.register_lifespan_task(after_commit.assessment_sweep)

@@ -5,19 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 # Strong references, so the event loop does not garbage-collect running tasks.
 _RUNNING: set[asyncio.Task] = set()
-
-# Every database call leaves the event loop on asyncio's default thread pool, which has
-# only cpu_count + 4 threads (6 on 2 cores): 50 simultaneous Pick ups or an escalation's
-# side effects queued behind each other there while their connections sat idle. As many
-# threads as the PostgreSQL pool has connections (domain/db.py: 10 + 20 overflow).
-DATABASE_THREADS = 30
 
 
 def spawn(coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task:
@@ -41,9 +34,3 @@ async def drain(timeout: float = 5.0) -> None:
     pending = [t for t in _RUNNING if not t.done()]
     if pending:
         await asyncio.wait(pending, timeout=timeout)
-
-
-async def widen_thread_pool() -> None:
-    """Give this server's event loop DATABASE_THREADS threads for blocking calls (a lifespan task)."""
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="escalation-db"))
