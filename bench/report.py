@@ -294,7 +294,8 @@ def _browser_section(runs: list[dict]) -> list[str]:
         "`escalation_app/services/timing.py`) come from the server's log on the same machine clock. "
         "The server also starts the AI assessment, e-mail and PSA work right after the push, as in real use. "
         "Targets (2 cores, quiet): card p50 ≤ 120 ms and p95 ≤ 200 ms with no socket tabs, p95 ≤ 300 ms "
-        "with 100; own toast p95 ≤ 150 ms. ms.",
+        "with 100; own toast p95 ≤ 150 ms. New cards slide in (200 ms, from transparent): painted is the first "
+        "frame holding the card, not the end of its animation. ms.",
         "",
     ]
     for run in runs:
@@ -313,6 +314,11 @@ def _browser_section(runs: list[dict]) -> list[str]:
             out.append(f"| {label} | " + " | ".join(_t(r.get(key)) for r in rows) + " |")
         out.append(
             "| rounds (failed) | " + " | ".join(f"{r['rounds']} ({r['failed']}) | | " for r in rows) + " |"
+        )
+        out.append(
+            "| load average (1 min) before the rounds | "
+            + " | ".join(f"{r.get('load_avg_1m_before', '—')} | | " for r in rows)
+            + " |"
         )
         out.append("")
     return out
