@@ -1,4 +1,4 @@
-# One command per habit: make run, make test, make lint.
+# One command per habit: make run, make test, make lint (make dev while changing the app).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,13 +6,15 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 BUN_VERSION := 1.4.5
+# Where `make run` serves the app (frontend and backend on one port).
+PORT ?= 3000
 
 # Reflex finds bun on PATH (the npm package ships the binary), so it never downloads one.
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(PATH)
 export REFLEX_TELEMETRY_ENABLED := false
 export REFLEX_CHECK_LATEST_VERSION := 0
 
-.PHONY: run test lint format deps dev-deps bun migrate seed clean bench
+.PHONY: run dev test lint format deps dev-deps bun migrate seed clean bench
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,8 +40,13 @@ migrate: deps
 seed: migrate
 	$(PY) -m escalation_app.seed
 
-## Run the app on http://localhost:3000 (backend :8000), SQLite unless DATABASE_URL says otherwise.
+## Run the app as its users get it on http://localhost:3000: the production build, frontend and
+## backend on one port (SQLite unless DATABASE_URL says otherwise). Rebuilds only what changed.
 run: deps bun seed
+	$(VENV)/bin/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
+
+## For changing the app: Reflex's development servers with hot reload (frontend :3000, backend :8000).
+dev: deps bun seed
 	$(VENV)/bin/reflex run
 
 ## The whole test suite (domain on SQLite + PostgreSQL, services, browser tests in Chromium).

@@ -1,18 +1,20 @@
 """`python -m bench`: run every part and write bench/REPORT.md and bench/report.json.
 
 Environment overrides (the defaults take about 5 minutes on 2 cores):
-  BENCH_PARTS=a,b,c,d,e          which parts to run
+  BENCH_PARTS=a,b,c,d,e,f        which parts to run
   BENCH_N=1,10,50,100,200        (a) tab counts            BENCH_ROUNDS=30  rounds per N
   BENCH_REDIS=1                  (a) also on 2 workers + Redis (0 to skip)
   BENCH_REDIS_N=1,10,50,100,200  (a) tab counts on 2 workers
   BENCH_K=2,20,50                (b) claimers              BENCH_CLAIM_ROUNDS=30
   BENCH_CLICK_ROUNDS=30          (c) escalations per mode  BENCH_AI_DELAY=20  slow AI seconds
   BENCH_QUERY_SIZES=10000,100000 (d)                       BENCH_QUERY_RUNS=30
+  BENCH_BROWSER_MODES=dev,prod   (f) Chromium against `make dev`'s and `make run`'s servers
+  BENCH_BROWSER_TABS=0,100       (f) socket tabs connected meanwhile  BENCH_BROWSER_ROUNDS=30
   BENCH_BUDGET_S=40              (a)/(b) stop adding rounds for one N or K after this many seconds...
   BENCH_MIN_ROUNDS=3             ...but never before this many rounds (the report shows the rounds run)
   BENCH_SKIP_AFTER_MISS=1        (a) skip larger N once an N left tabs without the card for 20 s
   BENCH_PYSPY=1                  sample the backend with py-spy during (a) at the largest N
-  BENCH_APP_SOURCE=worktree|head serve the working tree (default) or git HEAD
+  BENCH_APP_SOURCE=worktree|head|<rev> serve the working tree (default), git HEAD or a commit
   BENCH_OUTBOX_ESCALATIONS=300   (g) escalations whose jobs the outbox drains (5 jobs each)
   BENCH_OUTBOX_WORKERS=1,2       (g) worker processes
 """
@@ -144,7 +146,7 @@ async def arrival_series(server, data, db_url, ns, rounds, label, mem: dict, pys
 def main() -> int:
     from bench.seed import BenchData
 
-    parts = set(os.environ.get("BENCH_PARTS", "a,b,c,d,e,g").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "a,b,c,d,e,f,g").split(","))
     ns = _ints("BENCH_N", "1,10,50,100,200")
     rounds = _int("BENCH_ROUNDS", 30)
     ks = _ints("BENCH_K", "2,20,50")
@@ -311,6 +313,37 @@ def main() -> int:
     if "d" in parts:
         report["queries"] = guarded("d", queries)
 
+    # (f) Real Chromium: the engineer's window and two seniors' windows, in each serving mode.
+    def browser_part(mode: str):
+        from bench.browser import run_browser
+
+        with infra.pg_database() as db_url, infra.fake_anthropic(0.0) as ai, infra.fast_smtp() as smtp:
+            data = BenchData(db_url)
+            try:
+                env = {**fast_env(ai, smtp), "ESCALATION_TIMING": "1"}
+                with infra.app_server(db_url, env=env, label=f"browser-{mode}", frontend=mode) as server:
+                    spy = profile.start(server.pid, f"browser-{mode}", duration=45) if pyspy else None
+                    try:
+                        return asyncio.run(
+                            run_browser(
+                                server,
+                                data,
+                                _ints("BENCH_BROWSER_TABS", "0,100"),
+                                _int("BENCH_BROWSER_ROUNDS", 30),
+                                mode,
+                            )
+                        )
+                    finally:
+                        profile.stop(spy)
+            finally:
+                data.dispose()
+
+    if "f" in parts:
+        modes = [m for m in os.environ.get("BENCH_BROWSER_MODES", "dev,prod").split(",") if m]
+        report["browser"] = [
+            x for x in (guarded(f"f-{mode}", lambda mode=mode: browser_part(mode)) for mode in modes) if x
+        ]
+
     def outbox_throughput():
         from bench.outbox import run_outbox_throughput
 
@@ -323,7 +356,8 @@ def main() -> int:
 
     report["memory"] = memory
     if pyspy:
-        report["profiles"] = {name: profile.summarize(name) for name in ("arrival-single", "arrival-redis2")}
+        names = ("arrival-single", "arrival-redis2", "browser-dev", "browser-prod")
+        report["profiles"] = {name: profile.summarize(name) for name in names}
     report["duration_s"] = round(time.monotonic() - started, 1)
     (BENCH_DIR / "report.json").write_text(json.dumps(report, indent=2, default=str))
     write_report(report, BENCH_DIR / "REPORT.md")

@@ -90,9 +90,11 @@ def pg_version() -> str:
 def _project_copy() -> Path:
     """The project to serve: the working tree (default) or, with BENCH_APP_SOURCE=head, git HEAD."""
     workdir = Path(tempfile.mkdtemp(prefix="escalation-bench-")) / "app"
-    if os.environ.get("BENCH_APP_SOURCE", "worktree") == "head":
+    source = os.environ.get("BENCH_APP_SOURCE", "worktree")
+    if source != "worktree":
         workdir.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True)
+        rev = "HEAD" if source == "head" else source
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
         return workdir
     shutil.copytree(
@@ -156,11 +158,22 @@ class AppServer:
 
 @contextmanager
 def app_server(
-    db_url: str, *, workers: int = 1, env: dict | None = None, label: str = "app"
+    db_url: str,
+    *,
+    workers: int = 1,
+    env: dict | None = None,
+    label: str = "app",
+    frontend: str | None = None,
 ) -> Iterator[AppServer]:
-    """`reflex run --env prod --backend-only` from a copy of the project, bound to 127.0.0.1."""
+    """`reflex run --env prod --backend-only` from a copy of the project, bound to 127.0.0.1.
+
+    `frontend="prod"` serves the built frontend too, on the same port (what `make run` does);
+    `frontend="dev"` runs Reflex's development servers (hot reload, what `make dev` does) and
+    the returned server's `frontend_url` is the page to open.
+    """
     workdir = _project_copy()
     port = free_port()
+    frontend_port = free_port() if frontend == "dev" else port
     redis_db = None
     run_env = {
         **os.environ,
@@ -183,17 +196,15 @@ def app_server(
         run_env["GRANIAN_WORKERS"] = str(workers)
     log_path = workdir / "server.log"
     logf = log_path.open("w")
-    cmd = [
-        str(Path(sys.executable).parent / "reflex"),
-        "run",
-        "--env",
-        "prod",
-        "--backend-only",
-        "--backend-port",
-        str(port),
-        "--backend-host",
-        "127.0.0.1",
-    ]
+    cmd = [str(Path(sys.executable).parent / "reflex"), "run", "--backend-host", "127.0.0.1"]
+    if frontend is None:
+        cmd += ["--env", "prod", "--backend-only", "--backend-port", str(port)]
+    else:
+        run_env.pop("REFLEX_FRONTEND_PORT")
+        run_env["REFLEX_API_URL"] = f"http://127.0.0.1:{port}"
+        cmd += ["--env", frontend, "--frontend-port", str(frontend_port), "--backend-port", str(port)]
+        if frontend == "prod":
+            cmd.append("--single-port")
     t0 = time.monotonic()
     server = subprocess.Popen(
         cmd, cwd=workdir, env=run_env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
@@ -207,12 +218,24 @@ def app_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{label}: server did not start: {log_path.read_text()[-3000:]}")
             try:
-                if urllib.request.urlopen(f"{url}/ping", timeout=2).status == 200:
+                up = urllib.request.urlopen(f"{url}/ping", timeout=2).status == 200
+                if up and frontend is not None:
+                    page = f"http://127.0.0.1:{frontend_port}/login"
+                    up = urllib.request.urlopen(page, timeout=30).status == 200
+                if up:
                     break
             except OSError:
                 time.sleep(0.5)
-        log(f"{label}: backend up on {url} ({workers} worker(s)) in {time.monotonic() - t0:.1f}s")
-        yield AppServer(url=url, port=port, pid=server.pid, workdir=workdir, workers=workers)
+        started_s = time.monotonic() - t0
+        log(f"{label}: backend up on {url} ({workers} worker(s)) in {started_s:.1f}s")
+        yield AppServer(
+            url=url,
+            port=port,
+            pid=server.pid,
+            workdir=workdir,
+            workers=workers,
+            extra={"frontend_url": f"http://127.0.0.1:{frontend_port}", "started_s": round(started_s, 1)},
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)

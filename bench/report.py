@@ -137,6 +137,10 @@ def write_report(r: dict, path: Path) -> None:
                 out.append(f"- {c['label']}: {f}")
         out.append("")
 
+    browser = r.get("browser")
+    if browser:
+        out += _browser_section(browser)
+
     q = r.get("queries")
     if q:
         out += [
@@ -273,3 +277,67 @@ def write_report(r: dict, path: Path) -> None:
             "",
         ]
     path.write_text("\n".join(out) + "\n")
+
+
+BROWSER_TIMES = (
+    ("card_painted", "click → card painted (each senior window)"),
+    ("card_painted_slowest_window", "click → card painted (slower of the two windows)"),
+    ("own_toast_painted", "click → own toast painted (engineer)"),
+    ("click_to_handler_start", "server: click → escalate handler starts"),
+    ("handler_start_to_commit", "server: handler start → commit"),
+    ("commit_to_answer", "server: commit → answer handed to Reflex"),
+    ("commit_to_push_sent", "server: commit → queue push sent"),
+    ("push_sent_to_frame", "push sent → frame received (senior)"),
+    ("card_frame_to_painted", "browser: card frame → painted (senior)"),
+    ("own_toast_frame", "click → toast frame received (engineer)"),
+    ("own_frame_to_painted", "browser: toast frame → painted (engineer)"),
+)
+MODE_NAMES = {
+    "dev": "development servers (`make dev`; what `make run` served before)",
+    "prod": "production build (`make run`)",
+}
+
+
+def _browser_section(runs: list[dict]) -> list[str]:
+    out = [
+        "## (f) What a person sees: real Chromium",
+        "",
+        "Debian's Chromium (Playwright, the browser suite's flags, headless) with three windows, one browser "
+        "context each: the engineer on a fresh session clicks Escalate, fills the notes and clicks **Send "
+        "escalation**; two seniors (Riley, Morgan) watch /escalations. Meanwhile 0 or 100 socket tabs "
+        "(bench/client.py) follow the same queue. Fast AI and SMTP fakes, PostgreSQL, one worker. Every "
+        "browser time is taken inside the pages on one clock (`performance.timeOrigin + performance.now()`): "
+        "the click (capture listener), the first websocket frame holding the toast's text or the card's "
+        "summary, and **painted** = a task posted from the first animation frame after a MutationObserver "
+        "saw the toast or the card in the DOM. Server stamps (ESCALATION_TIMING=1, "
+        "`escalation_app/services/timing.py`) come from the server's log on the same machine clock. "
+        "The server also starts the AI assessment, e-mail and PSA work right after the push, as in real use. "
+        "Targets (2 cores, quiet): card p50 ≤ 120 ms and p95 ≤ 200 ms with no socket tabs, p95 ≤ 300 ms "
+        "with 100; own toast p95 ≤ 150 ms. New cards slide in (200 ms, from transparent): painted is the first "
+        "frame holding the card, not the end of its animation. ms.",
+        "",
+    ]
+    for run in runs:
+        rows = run.get("rows") or []
+        if not rows:
+            continue
+        mode = run["mode"]
+        out += [
+            f"**{MODE_NAMES.get(mode, mode)}** — server up in {run.get('started_s', '?')} s (project copy, "
+            "fresh build).",
+            "",
+            "| time | " + " | ".join(f"+{r['socket_tabs']} tabs p50 | p95 | max" for r in rows) + " |",
+            "| --- | " + " | ".join("--- | --- | ---" for _ in rows) + " |",
+        ]
+        for key, label in BROWSER_TIMES:
+            out.append(f"| {label} | " + " | ".join(_t(r.get(key)) for r in rows) + " |")
+        out.append(
+            "| rounds (failed) | " + " | ".join(f"{r['rounds']} ({r['failed']}) | | " for r in rows) + " |"
+        )
+        out.append(
+            "| load average (1 min) before the rounds | "
+            + " | ".join(f"{r.get('load_avg_1m_before', '—')} | | " for r in rows)
+            + " |"
+        )
+        out.append("")
+    return out

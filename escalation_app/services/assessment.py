@@ -14,7 +14,9 @@ deterministic offline summary instead (that is not a failure).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import uuid
 from dataclasses import dataclass
 
@@ -148,6 +150,16 @@ def _answer_of(message: anthropic.types.Message) -> dict | str:
     raise MalformedAssessment(f"no assessment in the answer (stop reason {message.stop_reason})")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every call: building one reads the CA bundle, 20-80 ms of CPU.
+
+    A fresh SDK client per call built its own, on the event loop, right when the
+    escalation's live push and the engineer's answer go out.
+    """
+    return ssl.create_default_context()
+
+
 async def ask_claude(inp: AssessmentInput, settings: Settings) -> tuple[Assessment, str]:
     """Ask Claude for the assessment, retrying transient errors; returns it and the model id.
 
@@ -165,12 +177,14 @@ async def ask_claude(inp: AssessmentInput, settings: Settings) -> tuple[Assessme
         before_sleep=before_sleep_log(logger, logging.WARNING),
         reraise=True,
     )
+    tls = await asyncio.to_thread(_tls_context)
     async with anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url or None,
         # tenacity does the retrying, inside our own time budget.
         max_retries=0,
         timeout=budget,
+        http_client=anthropic.DefaultAsyncHttpxClient(verify=tls),
     ) as client:
         try:
             async for attempt in retrying:

@@ -58,7 +58,7 @@ from escalation_app.domain.db import session_scope
 from escalation_app.domain.handoffs import QueueCard, card_view, get_team_queue
 from escalation_app.domain.models import User
 from escalation_app.domain.notifications import notified_user_ids, read_bell
-from escalation_app.services import presence
+from escalation_app.services import presence, timing
 from escalation_app.services.presence import PRESENCE, Viewer
 from escalation_app.services.tasks import spawn
 
@@ -463,6 +463,7 @@ class LiveHub:
         account_id = int(signal["account_id"])
         kind = signal["kind"]
         handoff_id = str(signal["handoff_id"])
+        timing.stamp("push-start", kind=kind, handoff=handoff_id)
         await self.prune()
         pushes: list[tuple[Any, tuple]] = []
         if kind == PRESENCE:
@@ -480,6 +481,7 @@ class LiveHub:
         for push, args in pushes:
             try:
                 await push(*args)
+                timing.stamp(f"push-sent{push.__name__}", kind=kind, handoff=handoff_id)
             except Exception:
                 logger.exception("live %s push for handoff %s failed; will try again", kind, handoff_id)
                 self._retry_later(push, args)

@@ -9,6 +9,7 @@ from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.errors import NotFound
+from escalation_app.services import timing
 from escalation_app.state.base import AppState, parse_id, path_part, run_db
 
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
@@ -198,11 +199,12 @@ class SessionDetailState(AppState):
         return rx.toast.success("Session resolved")
 
     async def _hand_off(self, intent: str, form_data: dict):
+        timing.stamp("click-start", path=self.router.url.path)
         self.busy = True
         async with self._domain_action(busy="busy", doing=intent) as action:
             yield
             target = str(form_data.get("target_user_id", "") or "")
-            await action.run(
+            handoff = await action.run(
                 handoff_rules.create_handoff,
                 session_id=self._route_session_id(),
                 intent=intent,
@@ -213,6 +215,7 @@ class SessionDetailState(AppState):
         if action.failed:
             yield action.failure
             return
+        timing.stamp("click-commit", path=self.router.url.path, handoff=handoff.id)
         # Committed, with its side effects as outbox jobs: none of them is awaited here.
         self.escalate_open = False
         self.park_open = False
@@ -220,6 +223,7 @@ class SessionDetailState(AppState):
         # before telling the engineer (this is the click path).
         self.status = "escalated" if intent == "escalate" else "paused"
         self.handoff_count += 1
+        timing.stamp("click-answer", path=self.router.url.path)
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
