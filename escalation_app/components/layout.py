@@ -120,7 +120,12 @@ def header() -> rx.Component:
                 bell(),
                 rx.text(AppState.user_name, size="2", weight="medium"),
                 rx.badge(AppState.user_role, variant="soft", color_scheme="gray"),
-                rx.button("Sign out", on_click=AppState.sign_out, variant="soft", size="1"),
+                # Posts to the backend, which ends the sign-in and clears the HttpOnly cookie.
+                rx.el.form(
+                    rx.button("Sign out", type="submit", variant="soft", size="1"),
+                    action=AppState.sign_out_action,
+                    method="post",
+                ),
                 align="center",
                 spacing="3",
             ),

@@ -22,11 +22,15 @@ def labelled_input(label: str, name: str, **props) -> rx.Component:
 def login_page() -> rx.Component:
     return rx.center(
         rx.card(
-            rx.form(
+            # A plain HTML form posting to the backend: the answer sets the HttpOnly cookie.
+            rx.el.form(
+                rx.el.input(type="hidden", name="next", value=LoginState.next_path),
                 rx.vstack(
                     rx.hstack(rx.icon("life-buoy", size=24), rx.heading(PRODUCT, size="5"), align="center"),
                     rx.text("Sign in to pick up where your team left off.", color_scheme="gray", size="2"),
-                    labelled_input("Email", "email", type="email", auto_complete="username", required=True),
+                    labelled_input(
+                        "Email", "email", type="email", auto_complete="username", required=True, max_length=254
+                    ),
                     labelled_input(
                         "Password",
                         "password",
@@ -45,12 +49,18 @@ def login_page() -> rx.Component:
                         ),
                     ),
                     rx.button(
-                        "Sign in", type="submit", size="3", width="100%", loading=LoginState.submitting
+                        "Sign in",
+                        type="submit",
+                        size="3",
+                        width="100%",
+                        # Enabled once the page knows where the backend is.
+                        disabled=LoginState.sign_in_action == "",
                     ),
                     spacing="4",
                     width="100%",
                 ),
-                on_submit=LoginState.sign_in,
+                action=LoginState.sign_in_action,
+                method="post",
             ),
             size="4",
             width="100%",
