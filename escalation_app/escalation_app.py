@@ -21,8 +21,6 @@ def index() -> rx.Component:
     return rx.center(rx.spinner(), min_height="100vh")
 
 
-
-
 def _private_state_files() -> None:
     """Reflex's dev-mode state files hold each tab's connection headers (the sign-in
     cookie among them): only this user may read them."""

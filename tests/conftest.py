@@ -10,6 +10,10 @@ from pathlib import Path
 
 # Fast bcrypt for tests; set before the settings are first read.
 os.environ.setdefault("PASSWORD_HASH_ROUNDS", "4")
+# The fake PSA, Slack and Teams servers listen on 127.0.0.1: let outbound requests reach
+# loopback and private addresses. tests/services/test_outbound.py and tests/security/
+# prove the refusal with this off.
+os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", "true")
 
 import psycopg
 import pytest

@@ -391,7 +391,9 @@ def get_readable_session(*, db: Session, actor: Actor, session_id: int) -> Suppo
     if actor.role in ACCOUNT_WIDE_READERS or support_session.owner_id == actor.id:
         return support_session
     visible = db.exec(
-        select(SessionHandoff.id).where(SessionHandoff.session_id == session_id, *readable_handoffs(actor)).limit(1)
+        select(SessionHandoff.id)
+        .where(SessionHandoff.session_id == session_id, *readable_handoffs(actor))
+        .limit(1)
     ).first()
     if visible is None:
         raise NotFound("Session not found.")

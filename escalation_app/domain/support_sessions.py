@@ -107,7 +107,9 @@ def add_step(
         select(func.max(SessionStep.position), func.count()).where(SessionStep.session_id == session_id)
     ).one()
     if count >= STEPS_MAX:
-        raise InvalidInput(f"A session can have at most {STEPS_MAX} steps. Resolve it or start a new session.")
+        raise InvalidInput(
+            f"A session can have at most {STEPS_MAX} steps. Resolve it or start a new session."
+        )
     step = SessionStep(
         session_id=session_id,
         position=(last or 0) + 1,

@@ -29,7 +29,12 @@ def login_page() -> rx.Component:
                     rx.hstack(rx.icon("life-buoy", size=24), rx.heading(PRODUCT, size="5"), align="center"),
                     rx.text("Sign in to pick up where your team left off.", color_scheme="gray", size="2"),
                     labelled_input(
-                        "Email", "email", type="email", auto_complete="username", required=True, max_length=254
+                        "Email",
+                        "email",
+                        type="email",
+                        auto_complete="username",
+                        required=True,
+                        max_length=254,
                     ),
                     labelled_input(
                         "Password",

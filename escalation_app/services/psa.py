@@ -40,6 +40,7 @@ from escalation_app.domain.db import session_scope
 from escalation_app.domain.errors import NotFound
 from escalation_app.domain.handoffs import parse_handoff_id
 from escalation_app.domain.psa import KIND_PSA_CLAIM, KIND_PSA_ESCALATION, PsaCredentials, PsaJob, PsaType
+from escalation_app.services import outbound
 from escalation_app.services.tasks import spawn
 from escalation_app.settings import get_settings
 
@@ -166,7 +167,8 @@ def _check(response: httpx.Response, *, ticket: int | None = None) -> httpx.Resp
 
 
 def _client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    # Every connection's address is checked (no internal addresses; see outbound.py).
+    return outbound.client(timeout)
 
 
 async def _halo_token(client: httpx.AsyncClient, credentials: PsaCredentials) -> str:

@@ -257,7 +257,9 @@ class SessionHistoryState(AppState):
             session_id = _session_id_from_path(self.router.url.path)
 
             def read(db, actor):
-                support_session = handoff_rules.get_readable_session(db=db, actor=actor, session_id=session_id)
+                support_session = handoff_rules.get_readable_session(
+                    db=db, actor=actor, session_id=session_id
+                )
                 return support_session, handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id)
 
             support_session, rows = await run_db(read, actor=actor)
