@@ -37,10 +37,10 @@ def choice(value: str | None, enum: type[E], label: str, default: E | None = Non
 
 def check_characters(value: str, label: str, *, multiline: bool = True) -> str:
     """Refuse control characters (and line breaks when not `multiline`); returns `value`."""
-    if _CONTROL.search(value):
-        raise InvalidInput(f"{label} contains a control character; remove it and try again.")
     if not multiline and _LINE_BREAK.search(value):
         raise InvalidInput(f"{label} must be a single line.")
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{label} contains a control character; remove it and try again.")
     return value
 
 

@@ -7,6 +7,7 @@ import reflex as rx
 from escalation_app.domain import integrations as integration_rules
 from escalation_app.domain import psa as psa_rules
 from escalation_app.domain.errors import DomainError
+from escalation_app.services import outbound
 from escalation_app.services import psa as psa_service
 from escalation_app.services.notifications import send_test_webhook
 from escalation_app.state.base import AppState, error_toast, run_db
@@ -109,7 +110,8 @@ class IntegrationsState(AppState):
         yield
         try:
             actor = await self._require_actor()
-            message = await psa_service.test_connection(actor=actor)
+            # Whatever the PSA answered, the browser gets one short printable line of it.
+            message = outbound.status_line(await psa_service.test_connection(actor=actor))
         except DomainError as error:
             self.psa_testing = False
             yield error_toast(error)
@@ -138,7 +140,7 @@ class IntegrationsState(AppState):
         yield
         try:
             actor = await self._require_actor()
-            message = await send_test_webhook(actor=actor, channel=channel)
+            message = outbound.status_line(await send_test_webhook(actor=actor, channel=channel))
         except DomainError as error:
             self.testing = ""
             yield error_toast(error)

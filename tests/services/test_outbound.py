@@ -111,7 +111,7 @@ def test_public_addresses_pass():
 
 
 async def test_a_name_resolving_to_any_internal_address_is_refused(monkeypatch):
-    async def answers(host, port, type):  # noqa: A002 - anyio's keyword
+    async def answers(host, port, type):
         return [
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port)),
@@ -132,7 +132,9 @@ async def test_the_setting_allows_a_private_destination(listener):
 
 async def test_webhook_posts_are_checked_and_the_reason_is_a_short_line(listener, monkeypatch):
     port, accepted = listener
-    monkeypatch.setattr(outbound, "get_settings", lambda: type("S", (), {"outbound_allow_private_addresses": False})())
+    monkeypatch.setattr(
+        outbound, "get_settings", lambda: type("S", (), {"outbound_allow_private_addresses": False})()
+    )
     with pytest.raises(webhooks.WebhookError) as failure:
         await webhooks.post(f"http://0x7f.1:{port}/hook", {"text": "x"})
     assert "loopback" in str(failure.value) and len(str(failure.value)) <= outbound.STATUS_LINE_MAX

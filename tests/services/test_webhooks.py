@@ -330,8 +330,12 @@ def test_delivery_summary_is_account_scoped(world):
 def test_user_text_cannot_add_links_mentions_or_formatting_to_chat_messages():
     from escalation_app.services.webhooks import ChatMessage, slack_body, teams_body
 
-    hostile = "[Reset your password](https://evil.example) <https://evil.example|click> <!here> @channel **urgent**"
-    message = ChatMessage(title=hostile, facts=[("Client", "# Heading\n> quote")], link="https://desk.example/h/1")
+    hostile = (
+        "[Reset your password](https://evil.example) <https://evil.example|click> <!here> @channel **urgent**"
+    )
+    message = ChatMessage(
+        title=hostile, facts=[("Client", "# Heading\n> quote")], link="https://desk.example/h/1"
+    )
     slack = slack_body(message)["text"]
     assert "](" not in slack and "<https://evil" not in slack and "<!here>" not in slack
     assert "@channel" not in slack and "**" not in slack

@@ -540,7 +540,7 @@ async def test_loading_someone_elses_session_shows_nothing(browser, world, ids, 
     outcome = await tab.fire(SessionDetailState, "load", path=f"/sessions/{ids.alex_session}")
     detail = await tab.get(SessionDetailState)
     assert detail.loaded and not detail.found
-    assert (detail.summary, detail.steps, detail.session_pk) == ("", [], 0)
+    assert (detail.summary, detail.steps_0, detail.step_count, detail.session_pk) == ("", [], 0, 0)
     assert "Mail flow stopped" not in outcome.wire_text()
 
 
