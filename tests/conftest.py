@@ -25,6 +25,9 @@ from sqlmodel import Session, SQLModel
 from escalation_app.domain.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+# One running app per session for tests/browser/ and tests/security/.
+pytest_plugins = ["tests.app_server"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

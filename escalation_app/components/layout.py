@@ -7,6 +7,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.components.post_form import post_form
 from escalation_app.state.base import AppState
 from escalation_app.state.bell import BellState
 
@@ -121,10 +122,9 @@ def header() -> rx.Component:
                 rx.text(AppState.user_name, size="2", weight="medium"),
                 rx.badge(AppState.user_role, variant="soft", color_scheme="gray"),
                 # Posts to the backend, which ends the sign-in and clears the HttpOnly cookie.
-                rx.el.form(
+                post_form(
                     rx.button("Sign out", type="submit", variant="soft", size="1"),
                     action=AppState.sign_out_action,
-                    method="post",
                 ),
                 align="center",
                 spacing="3",

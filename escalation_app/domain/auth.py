@@ -23,6 +23,7 @@ from escalation_app.domain.types import utcnow
 from escalation_app.settings import get_settings
 
 INVALID_CREDENTIALS = "Invalid email or password"
+NOT_AN_EMAIL = "Enter a valid email address."
 # bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
 PASSWORD_MAX_BYTES = 72
 PASSWORD_MIN_LENGTH = 8
@@ -45,6 +46,8 @@ def check_password_rules(password: str) -> None:
         raise InvalidInput(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
     if len(password.encode()) > PASSWORD_MAX_BYTES:
         raise InvalidInput("Password must be at most 72 bytes.")
+    # bcrypt implementations disagree about NUL; nobody types control characters.
+    validation.check_characters(password, "Password")
 
 
 def hash_password(password: str) -> str:
@@ -93,7 +96,7 @@ def authenticate(*, db: Session, email: str, password: str) -> User:
     try:
         address = validation.email(email)
     except InvalidInput:
-        raise SignInFailed("Enter a valid email address.") from None
+        raise SignInFailed(NOT_AN_EMAIL) from None
     user = db.exec(select(User).where(User.email == address)).first()
     password_ok = verify_password(password or "", user.password_hash if user else _dummy_hash())
     if user is None or not password_ok or not user.is_active or user.deleted_at is not None:

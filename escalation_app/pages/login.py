@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.layout import PRODUCT
+from escalation_app.components.post_form import post_form
 from escalation_app.state.auth import LoginState
 
 
@@ -23,7 +24,7 @@ def login_page() -> rx.Component:
     return rx.center(
         rx.card(
             # A plain HTML form posting to the backend: the answer sets the HttpOnly cookie.
-            rx.el.form(
+            post_form(
                 rx.el.input(type="hidden", name="next", value=LoginState.next_path),
                 rx.vstack(
                     rx.hstack(rx.icon("life-buoy", size=24), rx.heading(PRODUCT, size="5"), align="center"),
@@ -65,7 +66,6 @@ def login_page() -> rx.Component:
                     width="100%",
                 ),
                 action=LoginState.sign_in_action,
-                method="post",
             ),
             size="4",
             width="100%",

@@ -45,14 +45,15 @@ class LoginState(AppState):
     @rx.event
     async def load(self):
         query = self.router.url.query_parameters
-        self.next_path = routes.safe_next(query.get("next")) or ""
+        next_path = routes.safe_next(query.get("next")) or ""
         # Already signed in: skip the form.
         if (actor := await self._actor()) is not None:
             self._remember(actor)
-            return rx.redirect(landing_path(actor.role, self.next_path or None))
+            return rx.redirect(landing_path(actor.role, next_path or None))
         # Signed out or expired: whoever signs in next in this tab must not receive the
         # previous user's page data on their first hydrate.
         await self._clear_tab()
+        self.next_path = next_path
         code = str(query.get("error") or "")
         if code == THROTTLED:
             self.error = f"Too many sign-in attempts. Try again in {_wait_text(query.get('wait'))}."

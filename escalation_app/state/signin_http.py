@@ -23,7 +23,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from escalation_app import routes
-from escalation_app.domain.auth import SignInFailed, authenticate, end_auth_session, start_auth_session
+from escalation_app.domain.auth import (
+    NOT_AN_EMAIL,
+    SignInFailed,
+    authenticate,
+    end_auth_session,
+    start_auth_session,
+)
 from escalation_app.domain.db import session_scope
 from escalation_app.services import signin_throttle
 from escalation_app.settings import get_settings
@@ -66,15 +72,17 @@ class _Attempt:
 
 
 def _attempt(email: str, password: str, address: str) -> _Attempt:
-    wait = signin_throttle.wait_seconds(email, address)
-    if wait:
-        return _Attempt(error=THROTTLED, wait_seconds=wait)
+    if signin_throttle.wait_seconds(email, address):
+        # Refused unseen (the password is not even checked), and counted: whoever keeps
+        # trying while told to wait climbs to the longer windows.
+        signin_throttle.record_failure(email, address)
+        return _Attempt(error=THROTTLED, wait_seconds=signin_throttle.wait_seconds(email, address))
     with session_scope() as db:
         try:
             user = authenticate(db=db, email=email, password=password)
         except SignInFailed as failed:
             signin_throttle.record_failure(email, address)
-            return _Attempt(error=BAD_EMAIL if "valid email" in failed.message else INVALID)
+            return _Attempt(error=BAD_EMAIL if failed.message == NOT_AN_EMAIL else INVALID)
         token = start_auth_session(db=db, user=user)
         role = str(user.account_role)
     signin_throttle.record_success(email, address)
