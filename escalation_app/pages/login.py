@@ -36,6 +36,9 @@ def login_page() -> rx.Component:
                         auto_complete="username",
                         required=True,
                         max_length=254,
+                        # Remounted when the address of a failed attempt arrives, to show it.
+                        default_value=LoginState.email,
+                        key=LoginState.email,
                     ),
                     labelled_input(
                         "Password",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.domain import validation
+from escalation_app.domain.errors import InvalidInput
 from escalation_app.state.base import AppState
 from escalation_app.state.signin_http import BAD_EMAIL, INVALID, THROTTLED, TOO_LARGE, landing_path
 
@@ -36,6 +38,8 @@ class LoginState(AppState):
 
     error: str = ""
     next_path: str = ""
+    # The address of a failed attempt, shown again in the form.
+    email: str = ""
 
     @rx.var
     def sign_in_action(self) -> str:
@@ -54,6 +58,10 @@ class LoginState(AppState):
         # previous user's page data on their first hydrate.
         await self._clear_tab()
         self.next_path = next_path
+        try:
+            self.email = validation.email(str(query.get("email") or "")) if query.get("email") else ""
+        except InvalidInput:
+            self.email = ""
         code = str(query.get("error") or "")
         if code == THROTTLED:
             self.error = f"Too many sign-in attempts. Try again in {_wait_text(query.get('wait'))}."

@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from escalation_app import routes
+from escalation_app.domain import validation
 from escalation_app.domain.auth import (
     NOT_AN_EMAIL,
     SignInFailed,
@@ -31,6 +32,7 @@ from escalation_app.domain.auth import (
     start_auth_session,
 )
 from escalation_app.domain.db import session_scope
+from escalation_app.domain.errors import InvalidInput
 from escalation_app.services import signin_throttle
 from escalation_app.settings import get_settings
 from escalation_app.state.base import TOKEN_COOKIE, token_from_cookie_header
@@ -89,13 +91,25 @@ def _attempt(email: str, password: str, address: str) -> _Attempt:
     return _Attempt(token=token, role=role)
 
 
-def _back_to_login(origin: str, error: str, next_path: str | None, wait: int = 0) -> Response:
+def _back_to_login(
+    origin: str, error: str, next_path: str | None, wait: int = 0, email: str = ""
+) -> Response:
     query = {"error": error}
     if wait:
         query["wait"] = str(wait)
+    if email:
+        # The form shows the address again (only a valid one, so the URL stays bounded).
+        query["email"] = email
     if next_path:
         query["next"] = next_path
     return RedirectResponse(f"{origin}{routes.LOGIN}?{urlencode(query)}", status_code=303)
+
+
+def _valid_email(value: str) -> str:
+    try:
+        return validation.email(value)
+    except InvalidInput:
+        return ""
 
 
 def landing_path(role: str, requested: str | None) -> str:
@@ -118,7 +132,8 @@ async def sign_in(request: Request) -> Response:
     address = signin_throttle.client_address(peer, request.headers.get("x-forwarded-for"))
     outcome = await asyncio.to_thread(_attempt, form.get("email", ""), form.get("password", ""), address)
     if outcome.error:
-        return _back_to_login(origin, outcome.error, next_path, outcome.wait_seconds)
+        email = _valid_email(form.get("email", ""))
+        return _back_to_login(origin, outcome.error, next_path, outcome.wait_seconds, email)
     response = RedirectResponse(f"{origin}{landing_path(outcome.role, next_path)}", status_code=303)
     settings = get_settings()
     response.set_cookie(
