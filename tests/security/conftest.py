@@ -101,7 +101,14 @@ def sign_in_form(
     data = {"email": email, "password": password}
     if next_path:
         data["next"] = next_path
-    return httpx.post(f"{live.backend}/auth/sign-in", data=data, headers=headers, follow_redirects=False)
+    response = _CLIENT.post(f"{live.backend}/auth/sign-in", data=data, headers=headers, follow_redirects=False)
+    _CLIENT.cookies.clear()  # every call is a fresh browser as far as cookies go
+    return response
+
+
+# One keep-alive connection for the form posts: a new connection per request costs more
+# than the sign-in itself and would drown what the timing and throttle tests measure.
+_CLIENT = httpx.Client(trust_env=False, timeout=30)
 
 
 def token_of(response: httpx.Response) -> str:
