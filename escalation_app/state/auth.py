@@ -13,13 +13,21 @@ from escalation_app import routes
 from escalation_app.domain import validation
 from escalation_app.domain.errors import InvalidInput
 from escalation_app.state.base import AppState
-from escalation_app.state.signin_http import BAD_EMAIL, INVALID, THROTTLED, TOO_LARGE, landing_path
+from escalation_app.state.signin_http import (
+    BAD_EMAIL,
+    INVALID,
+    THROTTLED,
+    TOO_LARGE,
+    UNAVAILABLE,
+    landing_path,
+)
 
 # Fixed messages by code: nothing from the URL is ever shown as text.
 ERROR_MESSAGES = {
     INVALID: "Invalid email or password",
     BAD_EMAIL: "Enter a valid email address.",
     TOO_LARGE: "That sign-in was too large. Check the email and password.",
+    UNAVAILABLE: "Sign-in is unavailable right now. Try again in a minute.",
 }
 
 

@@ -47,6 +47,7 @@ INVALID = "invalid"
 BAD_EMAIL = "email"
 THROTTLED = "throttled"
 TOO_LARGE = "large"
+UNAVAILABLE = "unavailable"
 
 
 def allowed_origin(request: Request) -> str | None:
@@ -61,7 +62,10 @@ async def _read_form(request: Request) -> dict[str, str] | None:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return None
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=10)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=10)
+    except ValueError:  # more fields than a sign-in has
+        return None
     return {name: values[0] for name, values in fields.items()}
 
 
@@ -130,7 +134,12 @@ async def sign_in(request: Request) -> Response:
     next_path = routes.safe_next(form.get("next"))
     peer = request.client.host if request.client else None
     address = signin_throttle.client_address(peer, request.headers.get("x-forwarded-for"))
-    outcome = await asyncio.to_thread(_attempt, form.get("email", ""), form.get("password", ""), address)
+    try:
+        outcome = await asyncio.to_thread(_attempt, form.get("email", ""), form.get("password", ""), address)
+    except Exception:
+        # Database or Redis down: say so, sign nobody in, never answer with a 500 page.
+        logger.exception("sign-in could not be checked")
+        return _back_to_login(origin, UNAVAILABLE, next_path)
     if outcome.error:
         email = _valid_email(form.get("email", ""))
         return _back_to_login(origin, outcome.error, next_path, outcome.wait_seconds, email)

@@ -58,3 +58,21 @@ async def test_a_body_beyond_a_sign_in_is_refused_unread(world, frontend):
     response = await post(origin, email="a" * 20_000, password="x")
     assert response.status_code == 303 and "error=large" in response.headers["location"]
     assert "set-cookie" not in response.headers
+
+
+async def test_too_many_fields_and_an_unreachable_database_answer_with_a_message(
+    world, frontend, monkeypatch
+):
+    from escalation_app.state import signin_http
+
+    origin = frontend("http://localhost:3000")
+    response = await post(origin, **{f"f{i}": "x" for i in range(20)})
+    assert "error=large" in response.headers["location"]
+
+    def database_down(*args):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(signin_http, "session_scope", database_down)
+    response = await post(origin, email="morgan@northwind.example", password="escalate-demo")
+    assert response.status_code == 303 and "error=unavailable" in response.headers["location"]
+    assert "set-cookie" not in response.headers
