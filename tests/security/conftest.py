@@ -101,7 +101,9 @@ def sign_in_form(
     data = {"email": email, "password": password}
     if next_path:
         data["next"] = next_path
-    response = _CLIENT.post(f"{live.backend}/auth/sign-in", data=data, headers=headers, follow_redirects=False)
+    response = _CLIENT.post(
+        f"{live.backend}/auth/sign-in", data=data, headers=headers, follow_redirects=False
+    )
     _CLIENT.cookies.clear()  # every call is a fresh browser as far as cookies go
     return response
 
