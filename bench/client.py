@@ -2,7 +2,8 @@
 
 - connects to `/_event` with a fresh client token (uuid4) and the hydrate event in the
   socket.io CONNECT auth, exactly as the compiled frontend's `bootAuth` does; the
-  sign-in cookie travels as a client-storage var of the hydrate event;
+  HttpOnly sign-in cookie travels in the websocket handshake's `Cookie` header, as a
+  browser sends it;
 - on every delta, merges it into a local copy of the state (queue cards and the bell
   arrive pushed by the server; a queue tab sends nothing back, as in the browser);
 - records every message with its receive time, so benches can wait for conditions.
@@ -20,14 +21,13 @@ from typing import Any
 
 import socketio
 
-from escalation_app.state.base import AppState
+from escalation_app.state.base import TOKEN_COOKIE, AppState
 from escalation_app.state.bell import BellState
 from escalation_app.state.queue import QueueState
 from escalation_app.state.sessions import SessionDetailState
 
 ROOT_STATE = AppState.get_full_name().split(".")[0]
 FIELD = "_rx_state_"
-TOKEN_KEY = f"{AppState.get_full_name()}.auth_token{FIELD}"
 BELL = BellState.get_full_name()
 QUEUE = QueueState.get_full_name()
 DETAIL = SessionDetailState.get_full_name()
@@ -61,8 +61,12 @@ class Msg:
 class ReflexTab:
     """One browser tab on `path`, signed in with `auth_token`."""
 
-    def __init__(self, url: str, auth_token: str, path: str, *, label: str = ""):
+    def __init__(
+        self, url: str, auth_token: str, path: str, *, label: str = "", headers: dict[str, str] | None = None
+    ):
         self.url = url
+        # Extra handshake headers (e.g. an Origin); the cookie is added to them.
+        self.headers = dict(headers or {})
         self.auth_token = auth_token
         self.path = path
         self.label = label
@@ -77,13 +81,13 @@ class ReflexTab:
     # ------------------------------------------------------------------ wire
 
     async def connect(self, timeout: float = 30.0) -> None:
-        boot = {
-            "name": HYDRATE,
-            "payload": {"vars": {TOKEN_KEY: self.auth_token}},
-            "router_data": router(self.path),
-        }
+        boot = {"name": HYDRATE, "payload": {}, "router_data": router(self.path)}
+        headers = dict(self.headers)
+        if self.auth_token:
+            headers["Cookie"] = f"{TOKEN_COOKIE}={self.auth_token}"
         await self.sio.connect(
             f"{self.url}?token={self.token}",
+            headers=headers,
             socketio_path="/_event",
             namespaces=["/_event"],
             transports=["websocket"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,8 +51,19 @@ class Settings(BaseSettings):
     # it then says so, instead of holding the tab's state lock until the OS gives up.
     database_connect_timeout_seconds: int = Field(default=5, ge=2, le=60)
 
-    # Server-side sign-in sessions expire after this much inactivity.
-    auth_session_idle_hours: float = 8.0
+    # Server-side sign-in sessions expire after this much inactivity...
+    auth_session_idle_hours: float = Field(default=8.0, gt=0)
+    # ...and this long after sign-in, however active.
+    auth_session_max_days: float = Field(default=7.0, gt=0)
+    # Origins besides FRONTEND_URL's that may call the backend and open its websocket
+    # (comma-separated, e.g. "https://desk.example.com,https://desk2.example.com").
+    allowed_origins: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
+    # networks, e.g. "10.0.0.5,10.1.0.0/16"). Empty: the client address is the peer's.
+    trusted_proxies: str = ""
+    # Outbound requests (PSA, Slack, Teams) refuse private, loopback, link-local and
+    # other internal addresses; set true for an on-premises PSA on a private network.
+    outbound_allow_private_addresses: bool = False
     # bcrypt work factor; tests lower it to keep the suite fast.
     password_hash_rounds: int = Field(default=12, ge=4, le=16)
 
@@ -70,9 +82,30 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @property
+    def frontend_origin(self) -> str:
+        """FRONTEND_URL's origin (scheme://host[:port])."""
+        return _origin(self.frontend_url)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """Every origin the backend accepts: FRONTEND_URL's and ALLOWED_ORIGINS."""
+        extra = [_origin(o) for o in self.allowed_origins.split(",") if o.strip()]
+        return list(dict.fromkeys([self.frontend_origin, *extra]))
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get `Secure` when the product is served over https."""
+        return self.frontend_url.lower().startswith("https://")
+
+    @property
     def is_sqlite(self) -> bool:
         """Whether the configured database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 @lru_cache

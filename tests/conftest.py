@@ -10,6 +10,10 @@ from pathlib import Path
 
 # Fast bcrypt for tests; set before the settings are first read.
 os.environ.setdefault("PASSWORD_HASH_ROUNDS", "4")
+# The fake PSA, Slack and Teams servers listen on 127.0.0.1: let outbound requests reach
+# loopback and private addresses. tests/services/test_outbound.py and tests/security/
+# prove the refusal with this off.
+os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", "true")
 
 import psycopg
 import pytest
@@ -21,6 +25,9 @@ from sqlmodel import Session, SQLModel
 from escalation_app.domain.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+# One running app per session for tests/browser/ and tests/security/.
+pytest_plugins = ["tests.app_server"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.components.post_form import post_form
 from escalation_app.state.base import AppState
 from escalation_app.state.bell import BellState
 
@@ -120,7 +121,11 @@ def header() -> rx.Component:
                 bell(),
                 rx.text(AppState.user_name, size="2", weight="medium"),
                 rx.badge(AppState.user_role, variant="soft", color_scheme="gray"),
-                rx.button("Sign out", on_click=AppState.sign_out, variant="soft", size="1"),
+                # Posts to the backend, which ends the sign-in and clears the HttpOnly cookie.
+                post_form(
+                    rx.button("Sign out", type="submit", variant="soft", size="1"),
+                    action=AppState.sign_out_action,
+                ),
                 align="center",
                 spacing="3",
             ),

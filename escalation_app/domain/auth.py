@@ -1,4 +1,9 @@
-"""Passwords, sign-in with lockout, and server-side sign-in sessions."""
+"""Passwords, sign-in, and server-side sign-in sessions.
+
+Repeated failures are slowed by the sign-in throttle (`services/signin_throttle.py`),
+per client address and per (email, client address): never by locking an email, which
+would let anyone lock its owner out.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,17 @@ from collections.abc import Collection
 from datetime import timedelta
 
 import bcrypt
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session, col, select
 
+from escalation_app.domain import validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import DomainError, InvalidInput
-from escalation_app.domain.models import AccountRole, AuthSession, LoginAttempt, User
+from escalation_app.domain.models import AccountRole, AuthSession, User
 from escalation_app.domain.types import utcnow
 from escalation_app.settings import get_settings
 
 INVALID_CREDENTIALS = "Invalid email or password"
-LOCKOUT_ATTEMPTS = 10
-LOCKOUT_WINDOW = timedelta(minutes=15)
+NOT_AN_EMAIL = "Enter a valid email address."
 # bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
 PASSWORD_MAX_BYTES = 72
 PASSWORD_MIN_LENGTH = 8
@@ -27,7 +32,7 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 class SignInFailed(DomainError):
-    """Wrong email, wrong password, deactivated user, or a locked email."""
+    """Wrong email, wrong password, deactivated user, or an address that is not an email."""
 
 
 def normalize_email(email: str | None) -> str:
@@ -41,6 +46,8 @@ def check_password_rules(password: str) -> None:
         raise InvalidInput(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
     if len(password.encode()) > PASSWORD_MAX_BYTES:
         raise InvalidInput("Password must be at most 72 bytes.")
+    # bcrypt implementations disagree about NUL; nobody types control characters.
+    validation.check_characters(password, "Password")
 
 
 def hash_password(password: str) -> str:
@@ -49,8 +56,19 @@ def hash_password(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
-# Checked against when the email is unknown, so both cases cost one bcrypt check.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(rounds=4)).decode()
+_dummy_hashes: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown: the same bcrypt cost as a real user's hash.
+
+    Made at the configured work factor (and remade if it changes), so an unknown email
+    costs exactly the bcrypt check a known one does and the answer time tells nothing.
+    """
+    rounds = get_settings().password_hash_rounds
+    if rounds not in _dummy_hashes:
+        _dummy_hashes[rounds] = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds)).decode()
+    return _dummy_hashes[rounds]
 
 
 def verify_password(password: str, password_hash: str) -> bool:
@@ -69,29 +87,21 @@ def _hash_token(token: str) -> str:
 
 
 def authenticate(*, db: Session, email: str, password: str) -> User:
-    """Check credentials; after 10 failures in 15 minutes the email is locked for 15 minutes.
+    """Check credentials. Stores nothing on failure.
 
-    Unknown email, wrong password and deactivated user all answer the same message.
+    Unknown email, wrong password and deactivated user all answer the same message after
+    the same work (one bcrypt check at the same cost). An input that is not an email
+    address at all (at most 254 characters) is refused before any look-up.
     """
-    address = normalize_email(email)
-    now = utcnow()
-    recent_failures = db.exec(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.email == address, LoginAttempt.created_at > now - LOCKOUT_WINDOW)
-    ).one()
-    if recent_failures >= LOCKOUT_ATTEMPTS:
-        db.rollback()
-        raise SignInFailed("Too many failed sign-in attempts. Try again in 15 minutes.")
-
+    try:
+        address = validation.email(email)
+    except InvalidInput:
+        raise SignInFailed(NOT_AN_EMAIL) from None
     user = db.exec(select(User).where(User.email == address)).first()
-    password_ok = verify_password(password or "", user.password_hash if user else _DUMMY_HASH)
+    password_ok = verify_password(password or "", user.password_hash if user else _dummy_hash())
     if user is None or not password_ok or not user.is_active or user.deleted_at is not None:
-        db.add(LoginAttempt(email=address, created_at=now))
-        db.commit()
+        db.rollback()
         raise SignInFailed(INVALID_CREDENTIALS)
-    db.exec(delete(LoginAttempt).where(col(LoginAttempt.email) == address))
-    db.commit()
     return user
 
 
@@ -104,7 +114,8 @@ def start_auth_session(*, db: Session, user: User) -> str:
 
 
 def resolve_auth_session(*, db: Session, token: str | None) -> Actor | None:
-    """The actor behind a browser token, or None when it is unknown, revoked or idle too long.
+    """The actor behind a browser token, or None when it is unknown, revoked, idle too long
+    or older than the absolute lifetime (`AUTH_SESSION_MAX_DAYS`).
 
     The user is re-read every time, so a deactivation or role change takes effect on
     the very next event.
@@ -120,10 +131,12 @@ def resolve_auth_session(*, db: Session, token: str | None) -> Actor | None:
         return None
     auth_session, user = row
     now = utcnow()
-    idle_limit = timedelta(hours=get_settings().auth_session_idle_hours)
+    settings = get_settings()
+    idle_limit = timedelta(hours=settings.auth_session_idle_hours)
     if (
         auth_session.revoked_at is not None
         or now - auth_session.last_seen_at > idle_limit
+        or now - auth_session.created_at > timedelta(days=settings.auth_session_max_days)
         or not user.is_active
         or user.deleted_at is not None
     ):
@@ -153,7 +166,9 @@ def live_feed_members(*, db: Session, account_id: int, digests: Collection[str])
     """
     if not digests:
         return {}
-    cutoff = utcnow() - timedelta(hours=get_settings().auth_session_idle_hours)
+    now = utcnow()
+    cutoff = now - timedelta(hours=get_settings().auth_session_idle_hours)
+    born_after = now - timedelta(days=get_settings().auth_session_max_days)
     rows = db.exec(
         select(AuthSession.token_hash, User.team_id)
         .join(User, col(User.id) == AuthSession.user_id)
@@ -161,6 +176,7 @@ def live_feed_members(*, db: Session, account_id: int, digests: Collection[str])
             col(AuthSession.token_hash).in_(list(digests)),
             col(AuthSession.revoked_at).is_(None),
             col(AuthSession.last_seen_at) >= cutoff,
+            col(AuthSession.created_at) >= born_after,
             User.account_id == account_id,
             col(User.is_active).is_(True),
             col(User.deleted_at).is_(None),

@@ -135,6 +135,8 @@ def create_handoff(
         raise InvalidInput("This session is resolved and cannot be handed off.")
     if support_session.status == SessionStatus.ESCALATED:
         raise InvalidInput("This session is already escalated and waiting for a senior.")
+    if support_session.status == SessionStatus.PAUSED and chosen_intent == HandoffIntent.PARK:
+        raise InvalidInput("This session is already parked.")
     if chosen_intent == HandoffIntent.PARK and target_user_id not in (None, "", 0):
         raise InvalidInput("Only escalations can be sent to a teammate.")
     target = _resolve_target(db, actor, target_user_id)
@@ -189,9 +191,46 @@ def create_handoff(
     return handoff
 
 
+# Who may read what (the README's roles table says the same):
+# - owners, admins and viewers read every handoff and session history of their account;
+# - an engineer reads the handoffs they handed off, were sent or picked up, and those in
+#   their team's queue (their team's and team-less ones; every one when they have no
+#   team), and a session's history when they own the session or may read one of its
+#   handoffs (then only the handoffs they may read).
+# Anything else answers "not found", exactly like another account's ids.
+ACCOUNT_WIDE_READERS = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.VIEWER)
+
+
+def readable_handoffs(actor: Actor) -> list:
+    """SQL conditions on SessionHandoff selecting the handoffs `actor` may read."""
+    conditions: list = [SessionHandoff.account_id == actor.account_id]
+    if actor.role in ACCOUNT_WIDE_READERS or (actor.role == AccountRole.ENGINEER and actor.team_id is None):
+        return conditions
+    party = [
+        SessionHandoff.handed_off_by_id == actor.id,
+        SessionHandoff.target_user_id == actor.id,
+        SessionHandoff.claimed_by_id == actor.id,
+    ]
+    if actor.role == AccountRole.ENGINEER:
+        party += [SessionHandoff.team_id == actor.team_id, col(SessionHandoff.team_id).is_(None)]
+    conditions.append(or_(*party))
+    return conditions
+
+
+def can_read_handoff(actor: Actor, handoff: SessionHandoff) -> bool:
+    """Whether `actor` may open `handoff` (the rule of `readable_handoffs`, in Python)."""
+    if handoff.account_id != actor.account_id:
+        return False
+    if actor.role in ACCOUNT_WIDE_READERS:
+        return True
+    if actor.id in (handoff.handed_off_by_id, handoff.target_user_id, handoff.claimed_by_id):
+        return True
+    return actor.role == AccountRole.ENGINEER and is_in_queue_scope(actor, handoff)
+
+
 def _load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
     handoff = db.get(SessionHandoff, parse_handoff_id(handoff_id))
-    if handoff is None or handoff.account_id != actor.account_id:
+    if handoff is None or not can_read_handoff(actor, handoff):
         raise NotFound("Handoff not found.")
     return handoff
 
@@ -217,6 +256,10 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers cannot pick up handoffs.")
     handoff = _load_handoff(db, actor, handoff_id)
+    # Claims follow the queue: outside the actor's team queue, unless sent to them, the
+    # handoff is not theirs to pick up (and not worth confirming it exists).
+    if not (is_in_queue_scope(actor, handoff) or handoff.target_user_id == actor.id):
+        raise NotFound("Handoff not found.")
     if handoff.handed_off_by_id == actor.id:
         raise PermissionDenied("Cannot claim your own handoff")
 
@@ -369,6 +412,23 @@ def is_in_queue_scope(actor: Actor, handoff: SessionHandoff) -> bool:
     return actor.team_id is None or handoff.team_id in (None, actor.team_id)
 
 
+def get_readable_session(*, db: Session, actor: Actor, session_id: int) -> SupportSession:
+    """A session whose history the actor may read; anything else is NotFound."""
+    support_session = db.get(SupportSession, session_id)
+    if support_session is None or support_session.account_id != actor.account_id:
+        raise NotFound("Session not found.")
+    if actor.role in ACCOUNT_WIDE_READERS or support_session.owner_id == actor.id:
+        return support_session
+    visible = db.exec(
+        select(SessionHandoff.id)
+        .where(SessionHandoff.session_id == session_id, *readable_handoffs(actor))
+        .limit(1)
+    ).first()
+    if visible is None:
+        raise NotFound("Session not found.")
+    return support_session
+
+
 @dataclass(frozen=True, slots=True)
 class HandoffRow:
     """One line of a session's handoff history."""
@@ -384,17 +444,18 @@ class HandoffRow:
 
 
 def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[HandoffRow]:
-    """A session's handoffs, newest first, with who handed off and who claimed."""
-    support_session = db.get(SupportSession, session_id)
-    if support_session is None or support_session.account_id != actor.account_id:
-        raise NotFound("Session not found.")
+    """A session's handoffs the actor may read, newest first, with who handed off and who claimed.
+
+    NotFound when the actor may not read the session's history (see `readable_handoffs`).
+    """
+    get_readable_session(db=db, actor=actor, session_id=session_id)
     by_user = aliased(User)
     claimer = aliased(User)
     rows = db.exec(
         select(SessionHandoff, by_user.display_name, claimer.display_name)
         .join(by_user, by_user.id == SessionHandoff.handed_off_by_id)
         .outerjoin(claimer, claimer.id == SessionHandoff.claimed_by_id)
-        .where(SessionHandoff.session_id == session_id, SessionHandoff.account_id == actor.account_id)
+        .where(SessionHandoff.session_id == session_id, *readable_handoffs(actor))
         .order_by(col(SessionHandoff.created_at).desc())
     ).all()
     return [

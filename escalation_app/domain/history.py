@@ -35,8 +35,8 @@ from sqlmodel import Session, col, select
 from escalation_app.domain import validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import InvalidInput
+from escalation_app.domain.handoffs import readable_handoffs
 from escalation_app.domain.models import (
-    AccountRole,
     HandoffIntent,
     Priority,
     SessionHandoff,
@@ -54,7 +54,6 @@ SEARCH_SAMPLE = 200
 CSV_CHUNK_ROWS = 1000
 CLAIMED_CHOICES = ("claimed", "unclaimed")
 # Roles that read the whole account's history (viewers read-only).
-ACCOUNT_WIDE_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.VIEWER)
 
 # URL query keys, in the order they are written back.
 QUERY_KEYS = ("from", "to", "by", "claimer", "intent", "priority", "claimed", "q", "page")
@@ -308,10 +307,8 @@ def _conditions(db: Session, actor: Actor, filters: HistoryFilters) -> tuple[lis
     """WHERE conditions: the actor's scope first, then each filter that is set; and whether
     they need support_session joined (a broad search does).
     """
-    conditions: list = [SessionHandoff.account_id == actor.account_id]
-    if actor.role not in ACCOUNT_WIDE_ROLES:
-        # Engineers (and any role we do not know) see only what they handed off.
-        conditions.append(SessionHandoff.handed_off_by_id == actor.id)
+    # The same read rule as the handoff screen and a session's history.
+    conditions: list = readable_handoffs(actor)
     if filters.date_from:
         conditions.append(col(SessionHandoff.created_at) >= _day_start(filters.date_from))
     if filters.date_to:

@@ -268,17 +268,6 @@ class AuthSession(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class LoginAttempt(SQLModel, table=True):
-    """A failed sign-in, kept to lock an email after repeated failures."""
-
-    __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_email_created", "email", "created_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(max_length=254)
-    created_at: datetime = _created_at()
-
-
 class AccountIntegration(SQLModel, table=True):
     """An account's outbound integrations: team-chat webhooks and the PSA connection.
 

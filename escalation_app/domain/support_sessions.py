@@ -23,6 +23,8 @@ DOMAIN_MAX = 80
 CLIENT_MAX = 120
 TICKET_MAX = 64
 STEP_TEXT_MAX = 2000
+# A session's log stays readable and its snapshot, handoff screen and pushes bounded.
+STEPS_MAX = 200
 
 
 def _require_worker(actor: Actor) -> None:
@@ -70,16 +72,16 @@ def create_session(
 ) -> SupportSession:
     """Open a new active support session owned by the actor."""
     _require_worker(actor)
-    ticket = validation.text(psa_ticket_id, "PSA ticket", max_length=TICKET_MAX) or None
+    ticket = validation.single_line(psa_ticket_id, "PSA ticket", max_length=TICKET_MAX) or None
     support_session = SupportSession(
         account_id=actor.account_id,
         team_id=actor.team_id,
         owner_id=actor.id,
-        problem_summary=validation.text(
+        problem_summary=validation.single_line(
             problem_summary, "Problem summary", max_length=SUMMARY_MAX, required=True
         ),
-        problem_domain=validation.text(problem_domain, "Domain", max_length=DOMAIN_MAX),
-        client_name=validation.text(client_name, "Client", max_length=CLIENT_MAX),
+        problem_domain=validation.single_line(problem_domain, "Domain", max_length=DOMAIN_MAX),
+        client_name=validation.single_line(client_name, "Client", max_length=CLIENT_MAX),
         psa_ticket_id=ticket,
         confidence_tier=validation.choice(
             confidence_tier, ConfidenceTier, "Confidence", default=ConfidenceTier.MEDIUM
@@ -97,10 +99,17 @@ def add_step(
     _require_worker(actor)
     tried_text = validation.text(tried, "What I tried", max_length=STEP_TEXT_MAX, required=True)
     result_text = validation.text(result, "Result", max_length=STEP_TEXT_MAX)
-    support_session = get_own_session(db=db, actor=actor, session_id=session_id)
+    # Locked (PostgreSQL) so two concurrent adds cannot both pass the step limit.
+    support_session = get_own_session(db=db, actor=actor, session_id=session_id, for_update=True)
     if support_session.status == SessionStatus.RESOLVED:
         raise InvalidInput("This session is resolved; steps can no longer be added.")
-    last = db.exec(select(func.max(SessionStep.position)).where(SessionStep.session_id == session_id)).one()
+    last, count = db.exec(
+        select(func.max(SessionStep.position), func.count()).where(SessionStep.session_id == session_id)
+    ).one()
+    if count >= STEPS_MAX:
+        raise InvalidInput(
+            f"A session can have at most {STEPS_MAX} steps. Resolve it or start a new session."
+        )
     step = SessionStep(
         session_id=session_id,
         position=(last or 0) + 1,

@@ -10,14 +10,17 @@ from sqlmodel import Session, col, func, select
 
 from escalation_app.domain import validation
 from escalation_app.domain.actors import Actor
-from escalation_app.domain.auth import check_password_rules, hash_password, normalize_email
+from escalation_app.domain.auth import check_password_rules, hash_password
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import eligible_recipients
 from escalation_app.domain.models import Account, AccountRole, AuthSession, User
 from escalation_app.domain.types import utcnow
 
-EMAIL_MAX = 254
+EMAIL_MAX = validation.EMAIL_MAX
 NAME_MAX = 120
+# Emails are unique across every account: whether the address is taken here or in
+# another account, the answer is the same, so nobody learns another account's users.
+EMAIL_UNAVAILABLE = "That email cannot be used. Choose another address."
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +100,14 @@ def add_user(*, db: Session, actor: Actor, display_name: str, email: str, role: 
     Only owners may create another owner.
     """
     _require_manager(actor)
-    name = validation.text(display_name, "Name", max_length=NAME_MAX, required=True)
-    address = normalize_email(email)
-    if not address or "@" not in address or address.startswith("@") or address.endswith("@"):
-        raise InvalidInput("Enter a valid email address.")
-    if len(address) > EMAIL_MAX:
-        raise InvalidInput(f"Email must be at most {EMAIL_MAX} characters.")
+    name = validation.single_line(display_name, "Name", max_length=NAME_MAX, required=True)
+    address = validation.email(email)
     chosen_role = validation.choice(role, AccountRole, "Role")
     if chosen_role == AccountRole.OWNER and actor.role != AccountRole.OWNER:
         raise PermissionDenied("Only owners can add another owner.")
     check_password_rules(password or "")
     if db.exec(select(User.id).where(User.email == address)).first() is not None:
-        raise InvalidInput("A user with that email already exists.")
+        raise InvalidInput(EMAIL_UNAVAILABLE)
     user = User(
         account_id=actor.account_id,
         team_id=actor.team_id,
@@ -123,7 +122,7 @@ def add_user(*, db: Session, actor: Actor, display_name: str, email: str, role: 
     except IntegrityError:
         # Lost a race with another admin adding the same email.
         db.rollback()
-        raise InvalidInput("A user with that email already exists.") from None
+        raise InvalidInput(EMAIL_UNAVAILABLE) from None
     return user
 
 

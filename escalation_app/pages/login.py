@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.layout import PRODUCT
+from escalation_app.components.post_form import post_form
 from escalation_app.state.auth import LoginState
 
 
@@ -20,10 +21,13 @@ def labelled_input(label: str, name: str, **props) -> rx.Component:
 
 @rx.page(route=routes.LOGIN, title=f"Sign in — {PRODUCT}", on_load=LoginState.load)
 def login_page() -> rx.Component:
+    # One main landmark and an h1: the sign-in page reads well with a screen reader.
     return rx.el.main(
         rx.center(
             rx.card(
-                rx.form(
+                # A plain HTML form posting to the backend: the answer sets the HttpOnly cookie.
+                post_form(
+                    rx.el.input(type="hidden", name="next", value=LoginState.next_path),
                     rx.vstack(
                         rx.hstack(
                             rx.icon("life-buoy", size=24),
@@ -34,7 +38,15 @@ def login_page() -> rx.Component:
                             "Sign in to pick up where your team left off.", color_scheme="gray", size="2"
                         ),
                         labelled_input(
-                            "Email", "email", type="email", auto_complete="username", required=True
+                            "Email",
+                            "email",
+                            type="email",
+                            auto_complete="username",
+                            required=True,
+                            max_length=254,
+                            # Remounted when the address of a failed attempt arrives, to show it.
+                            default_value=LoginState.email,
+                            key=LoginState.email,
                         ),
                         labelled_input(
                             "Password",
@@ -54,12 +66,17 @@ def login_page() -> rx.Component:
                             ),
                         ),
                         rx.button(
-                            "Sign in", type="submit", size="3", width="100%", loading=LoginState.submitting
+                            "Sign in",
+                            type="submit",
+                            size="3",
+                            width="100%",
+                            # Enabled once the page knows where the backend is.
+                            disabled=LoginState.sign_in_action == "",
                         ),
                         spacing="4",
                         width="100%",
                     ),
-                    on_submit=LoginState.sign_in,
+                    action=LoginState.sign_in_action,
                 ),
                 size="4",
                 width="100%",

@@ -8,7 +8,7 @@ from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
 from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.pages.login import labelled_input
-from escalation_app.state.sessions import SessionDetailState, SessionHistoryState, SessionsState
+from escalation_app.state.sessions import STEP_CHUNKS, SessionDetailState, SessionHistoryState, SessionsState
 
 
 def labelled_textarea(label: str, name: str, **props) -> rx.Component:
@@ -114,11 +114,15 @@ def step_item(step) -> rx.Component:
     )
 
 
-def steps_log(steps) -> rx.Component:
+def steps_log(*chunks, count=None) -> rx.Component:
+    """The step log: one list var, or the session screen's chunks (with their `count`)."""
+    count = chunks[0].length() if count is None else count
     return rx.cond(
-        steps.length() > 0,
+        count > 0,
         rx.el.ol(
-            rx.foreach(steps, step_item), style={"padding": "0", "margin": "0"}, aria_label="Steps tried"
+            *[rx.foreach(chunk, step_item) for chunk in chunks],
+            style={"padding": "0", "margin": "0"},
+            aria_label="Steps tried",
         ),
         rx.text("Nothing tried yet.", color_scheme="gray", size="2"),
     )
@@ -311,7 +315,8 @@ def session_detail_body() -> rx.Component:
         ),
         rx.grid(
             rx.card(
-                rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"), steps_log(s.steps)
+                rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),
+                steps_log(*[getattr(s, f"steps_{i}") for i in range(STEP_CHUNKS)], count=s.step_count),
             ),
             rx.card(
                 rx.cond(

@@ -8,11 +8,13 @@ stored value and never follows redirects.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
 
 from escalation_app.domain.integrations import WebhookChannel
+from escalation_app.services import outbound
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 _RESPONSE_SNIPPET = 200
@@ -51,9 +53,23 @@ class ChatMessage:
         )
 
 
+# Text from people (problem summaries, names, notes) must reach the chat as text: no
+# links, mentions or formatting of its own. A zero-width space after each markup
+# character breaks the syntax and leaves what people read unchanged.
+_ZWSP = "\u200b"
+_MARKUP = re.compile(r"([*_~`\[\]()])")
+_LINE_MARKUP = re.compile(r"^([#>-])", re.MULTILINE)  # headings, quotes, lists
+_MENTION = re.compile(r"@(?=(here|channel|everyone|all)\b)", re.IGNORECASE)
+
+
+def _plain(text: str) -> str:
+    text = _LINE_MARKUP.sub(_ZWSP + "\\1", _MARKUP.sub("\\1" + _ZWSP, text))
+    return _MENTION.sub("@" + _ZWSP, text)
+
+
 def _slack_escape(text: str) -> str:
-    # Slack's mrkdwn treats &, < and > as control characters.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # Slack's mrkdwn treats &, < and > as control characters (<url|text>, <!here>, <@U1>).
+    return _plain(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def slack_body(message: ChatMessage) -> dict:
@@ -75,10 +91,19 @@ def teams_body(message: ChatMessage) -> dict:
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": [
-            {"type": "TextBlock", "text": message.title, "weight": "Bolder", "size": "Medium", "wrap": True},
-            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in message.facts]},
+            {
+                "type": "TextBlock",
+                "text": _plain(message.title),
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+            },
+            {
+                "type": "FactSet",
+                "facts": [{"title": _plain(k), "value": _plain(v)} for k, v in message.facts],
+            },
         ],
-        "actions": [{"type": "Action.OpenUrl", "title": message.link_text, "url": message.link}],
+        "actions": [{"type": "Action.OpenUrl", "title": _plain(message.link_text), "url": message.link}],
     }
     return {
         "type": "message",
@@ -102,12 +127,16 @@ async def post(
 ) -> None:
     """POST `body` as JSON to `url`; raise WebhookError unless the answer is 2xx."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False) as client:
+        # Every connection's address is checked (no internal addresses; see outbound.py).
+        async with outbound.client(timeout, transport_override=transport) as client:
             response = await client.post(url, json=body)
     except httpx.TimeoutException:
         raise WebhookError(f"Timed out after {timeout:g} s") from None
+    except outbound.InternalAddressRefused as exc:
+        raise WebhookError(outbound.status_line(f"Refused: {exc}")) from None
     except httpx.HTTPError as exc:
-        raise WebhookError(f"Could not connect: {type(exc).__name__}: {exc}") from None
+        raise WebhookError(f"Could not connect ({type(exc).__name__})") from None
     if not 200 <= response.status_code < 300:
-        snippet = " ".join(response.text[:_RESPONSE_SNIPPET].split())
+        # Only a short, printable status line of the answer: it ends up on screens.
+        snippet = outbound.status_line(response.text[:_RESPONSE_SNIPPET], limit=80)
         raise WebhookError(f"HTTP {response.status_code}" + (f": {snippet}" if snippet else ""))

@@ -25,12 +25,20 @@ from escalation_app.domain.db import session_scope
 from escalation_app.domain.errors import AlreadyClaimed, DomainError, NotFound
 from escalation_app.domain.types import utcnow
 from escalation_app.services import realtime
-from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TOKEN_COOKIE = "escalation_desk_token"
+
+
+def token_from_cookie_header(header: str | None) -> str:
+    """The sign-in token in a `Cookie:` header ("" when absent)."""
+    for part in (header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == TOKEN_COOKIE:
+            return value.strip().strip('"')
+    return ""
 
 
 # INTEGER primary keys (PostgreSQL int4): larger ids cannot exist, and would make the
@@ -156,19 +164,26 @@ class DomainAction:
 class AppState(rx.State):
     """Signed-in user, as far as the page needs to know."""
 
-    auth_token: str = rx.Cookie(
-        "",
-        name=TOKEN_COOKIE,
-        path="/",
-        same_site="strict",
-        max_age=int(get_settings().auth_session_idle_hours * 3600) * 3,
-    )
     signed_in: bool = False
     user_name: str = ""
     user_email: str = ""
     user_role: str = ""
     # The signed-in user's id, for the page to tell their own queue cards (no Pick up).
     user_id: str = ""
+
+    @rx.var
+    def backend_origin(self) -> str:
+        """scheme://host of the backend this tab's websocket reached (where the sign-in
+        and sign-out forms post), or "" before the first event."""
+        host = self.router.headers.host
+        if not host:
+            return ""
+        scheme = "https" if self.router.headers.origin.lower().startswith("https:") else "http"
+        return f"{scheme}://{host}"
+
+    @rx.var
+    def sign_out_action(self) -> str:
+        return f"{self.backend_origin}{routes.SIGN_OUT_ENDPOINT}" if self.backend_origin else ""
 
     @rx.var
     def is_manager(self) -> bool:
@@ -178,8 +193,16 @@ class AppState(rx.State):
     def can_work(self) -> bool:
         return self.user_role in ("owner", "admin", "engineer")
 
+    def _auth_token(self) -> str:
+        """The sign-in token, from the HttpOnly cookie the websocket handshake carried.
+
+        The sign-in endpoint (`state/signin_http.py`) sets it; no script can read it, and
+        the page state never holds it.
+        """
+        return token_from_cookie_header(self.router.headers.raw_headers.get("cookie"))
+
     async def _actor(self) -> Actor | None:
-        token = self.auth_token
+        token = self._auth_token()
 
         def resolve() -> Actor | None:
             with session_scope() as db:
@@ -216,6 +239,11 @@ class AppState(rx.State):
         self.user_role = ""
         self.user_id = ""
 
+    async def _clear_tab(self) -> None:
+        """Forget the signed-in user and every page's data in this tab (keeps the router)."""
+        await self._follow_live(None)
+        (await self.get_state(AppState)).reset()
+
     async def _follow_live(
         self,
         actor: Actor | None,
@@ -242,7 +270,7 @@ class AppState(rx.State):
         await realtime.hub.follow(
             sid,
             user_id=actor.id,
-            token=self.auth_token,
+            token=self._auth_token(),
             queue=realtime.QueueScope(actor.account_id, actor.team_id) if queue else None,
             handoff_id=handoff_id,
             viewing=realtime.Viewer(
@@ -292,7 +320,7 @@ class AppState(rx.State):
 
     @rx.event
     async def sign_out(self):
-        token = self.auth_token
+        token = self._auth_token()
 
         def end() -> None:
             with session_scope() as db:
@@ -303,7 +331,9 @@ class AppState(rx.State):
         if action.failed:
             return action.failure
         await self._follow_live(None)
-        # AppState's own vars (cookie included) and every page state under it: the next
-        # person to use this tab must not receive this user's data on their hydrate.
+        # AppState's own vars and every page state under it: the next person to use this
+        # tab must not receive this user's data on their hydrate. The (now revoked) cookie
+        # is cleared by the sign-out endpoint the page posts to; this handler covers a tab
+        # that signs out over the websocket.
         self.reset()
         return rx.redirect(routes.LOGIN)

@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app.domain import integrations as integration_rules
 from escalation_app.domain import psa as psa_rules
+from escalation_app.services import outbound
 from escalation_app.services import psa as psa_service
 from escalation_app.services.notifications import send_test_webhook
 from escalation_app.state.base import AppState, run_db
@@ -117,7 +118,8 @@ class IntegrationsState(AppState):
             busy="psa_testing", doing="test the connection", reading=True
         ) as action:
             yield
-            message = await psa_service.test_connection(actor=await action.signed_in())
+            # Whatever the PSA answered, the browser gets one short printable line of it.
+            message = outbound.status_line(await psa_service.test_connection(actor=await action.signed_in()))
         if action.failed:
             yield action.failure
             return
@@ -141,7 +143,9 @@ class IntegrationsState(AppState):
         self.testing = channel
         async with self._domain_action(busy="testing", doing="send the test", reading=True) as action:
             yield
-            message = await send_test_webhook(actor=await action.signed_in(), channel=channel)
+            message = outbound.status_line(
+                await send_test_webhook(actor=await action.signed_in(), channel=channel)
+            )
         if action.failed:
             yield action.failure
             return

@@ -15,6 +15,20 @@ from escalation_app.state.base import AppState, parse_id, path_part, run_db
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
 
 
+STEP_CHUNK = 20
+STEP_CHUNKS = session_rules.STEPS_MAX // STEP_CHUNK
+
+
+def _step_row(step) -> dict[str, str]:
+    return {
+        "position": str(step.position),
+        "tried": step.tried,
+        "result": step.result or "—",
+        "skipped": "yes" if step.skipped else "",
+        "created_at": step.created_at.isoformat(),
+    }
+
+
 def _session_id_from_path(path: str) -> int:
     return parse_id(path_part(path, 1), "Session not found.")
 
@@ -87,7 +101,20 @@ class SessionDetailState(AppState):
     ticket: str = ""
     status: str = ""
     handoff_count: int = 0
-    steps: list[dict[str, str]] = []
+    # The step log in fixed chunks of STEP_CHUNK steps: adding a step changes (and
+    # pushes) only the chunk it lands in, never the whole log (STEPS_MAX / STEP_CHUNK
+    # chunks hold the longest log a session may have).
+    steps_0: list[dict[str, str]] = []
+    steps_1: list[dict[str, str]] = []
+    steps_2: list[dict[str, str]] = []
+    steps_3: list[dict[str, str]] = []
+    steps_4: list[dict[str, str]] = []
+    steps_5: list[dict[str, str]] = []
+    steps_6: list[dict[str, str]] = []
+    steps_7: list[dict[str, str]] = []
+    steps_8: list[dict[str, str]] = []
+    steps_9: list[dict[str, str]] = []
+    step_count: int = 0
     teammates: list[dict[str, str]] = []
     escalate_open: bool = False
     park_open: bool = False
@@ -138,16 +165,13 @@ class SessionDetailState(AppState):
         self.ticket = support_session.psa_ticket_id or ""
         self.status = support_session.status
         self.handoff_count = support_session.handoff_count
-        self.steps = [
-            {
-                "position": str(s.position),
-                "tried": s.tried,
-                "result": s.result or "—",
-                "skipped": "yes" if s.skipped else "",
-                "created_at": s.created_at.isoformat(),
-            }
-            for s in steps
-        ]
+        chunks: list[list[dict[str, str]]] = [[] for _ in range(STEP_CHUNKS)]
+        for index, step in enumerate(steps[: session_rules.STEPS_MAX]):
+            chunks[index // STEP_CHUNK].append(_step_row(step))
+        for index, chunk in enumerate(chunks):
+            if getattr(self, f"steps_{index}") != chunk:
+                setattr(self, f"steps_{index}", chunk)
+        self.step_count = min(len(steps), session_rules.STEPS_MAX)
         self.teammates = [{"id": str(m.id), "name": m.display_name} for m in mates]
 
     @rx.event
@@ -178,15 +202,20 @@ class SessionDetailState(AppState):
     @rx.event
     async def add_step(self, form_data: dict):
         async with self._domain_action() as action:
-            await action.run(
+            step = await action.run(
                 session_rules.add_step,
                 session_id=self._route_session_id(),
                 tried=str(form_data.get("tried", "")),
                 result=str(form_data.get("result", "")),
             )
-            await self._reload(action.actor)
         if action.failed:
             return action.failure
+        # Only the chunk the step lands in changes, so only it is pushed. A step added
+        # from another tab meanwhile shows at the next load, in its place.
+        index = min(step.position - 1, session_rules.STEPS_MAX - 1) // STEP_CHUNK
+        chunk = getattr(self, f"steps_{index}")
+        setattr(self, f"steps_{index}", [*chunk, _step_row(step)])
+        self.step_count += 1
         return [rx.set_value("tried", ""), rx.set_value("result", ""), rx.toast.success("Step added")]
 
     @rx.event
@@ -259,7 +288,7 @@ class SessionHistoryState(AppState):
                 session_id = _session_id_from_path(self.router.url.path)
 
                 def read(db, actor):
-                    support_session = session_rules.get_account_session(
+                    support_session = handoff_rules.get_readable_session(
                         db=db, actor=actor, session_id=session_id
                     )
                     return support_session, handoff_rules.list_handoffs(

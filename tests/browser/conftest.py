@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    IN_CI,
-    ROOT,
-    app_uses_database,
-    create_pg_database,
-    drop_pg_database,
-    migrate,
-    pg_unavailable_reason,
-    require_or_skip,
-)
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-BUN_BIN = ROOT / ".tools" / "node_modules" / ".bin"
+# The running app (`app_url`) and Chromium (`browser`) come from tests/app_server.py.
+from tests.app_server import ARTIFACTS, BUN_BIN  # noqa: F401 - BUN_BIN: test_multiworker
 
 
 def at(path: str) -> re.Pattern:
@@ -41,76 +17,11 @@ def at(path: str) -> re.Pattern:
     return re.compile(re.escape(path.rstrip("/")) + r"/?(\?.*)?$")
 
 
-def _missing_browser_reason() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if shutil.which("bun", path=f"{BUN_BIN}{os.pathsep}{os.environ.get('PATH', '')}") is None:
-        return "bun not found (make test installs it into .tools/)"
-    return None
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session")
-def app_database() -> Iterator[str]:
-    """A fresh, migrated database with the demo data: PostgreSQL when reachable."""
-    require_or_skip(_missing_browser_reason())
-    reason = pg_unavailable_reason()
-    if reason is not None and IN_CI:
-        pytest.fail(f"{reason} (required under CI=true)")
-    from escalation_app.domain.db import session_scope
-    from escalation_app.domain.demo_data import load_demo_data
-    from escalation_app.domain.demo_history import load_demo_history
-
-    name = None
-    if reason is None:
-        url, name = create_pg_database()
-    else:
-        ARTIFACTS.mkdir(exist_ok=True)
-        db_file = ARTIFACTS / "browser.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-        url = f"sqlite:///{db_file}"
-    migrate(url)
-    try:
-        with app_uses_database(url):
-            with session_scope() as db:
-                load_demo_data(db)
-                load_demo_history(db)
-            yield url
-    finally:
-        if name:
-            drop_pg_database(name)
-
-
-@pytest.fixture(scope="session")
-def app_url(app_database) -> Iterator[str]:
-    """The running app (production build) on 127.0.0.1."""
-    from reflex.testing import AppHarnessProd
-
-    # Reflex keeps per-tab and room state on disk between runs; every run starts clean.
-    shutil.rmtree(ROOT / ".states", ignore_errors=True)
-    os.environ["PATH"] = f"{BUN_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
-    os.environ.setdefault("REFLEX_CHECK_LATEST_VERSION", "0")
-    with AppHarnessProd.create(root=ROOT, app_name="escalation_app") as harness:
-        assert harness.frontend_url is not None
-        yield harness.frontend_url.rstrip("/").replace("localhost", "127.0.0.1")
-
-
-@pytest.fixture(scope="session")
-def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Browsers:

@@ -109,6 +109,8 @@ def multiworker_url(browser, tmp_path_factory):
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
+        # The only origin the server accepts: its own.
+        "FRONTEND_URL": f"http://127.0.0.1:{port}",
         "REFLEX_REDIS_URL": f"{REDIS_URL}/{redis_db}",
         "GRANIAN_WORKERS": str(WORKERS),
         "PATH": f"{BUN_BIN}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from escalation_app.domain.history import (
     list_history,
     parse_filters,
 )
-from escalation_app.domain.models import Notification, OutboxJob, SessionHandoff, SupportSession
+from escalation_app.domain.models import Notification, OutboxJob, SessionHandoff, SupportSession, Team
 from tests.factories import World
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -241,7 +242,7 @@ def test_search_finds_the_same_rows_whichever_way_it_runs(world, data, monkeypat
     assert found("c:%temp") == found("temp%1") == set()
     # Search narrows together with the other filters and the actor's scope.
     assert found("vpn", claimed="claimed") == {data["f"]}
-    assert found("o", "sam") == {data[k] for k in "beg"}
+    assert found("o", "sam") == {data[k] for k in "abcdefg"} | {backslash}  # sam's team
     assert found("vpn", "casey") == {data["c1"]}
     # Pages and the CSV export read the same matches.
     actor = world.actor("riley")
@@ -305,11 +306,24 @@ def test_role_scoping(world, data):
     assert visible("morgan") == northwind  # owner
     assert visible("riley") == northwind  # admin
     assert visible("val") == northwind  # viewer: the account's history, read-only
-    assert visible("alex") == {data[k] for k in "acdf"}  # engineer: own handoffs only
-    assert visible("sam") == {data[k] for k in "beg"}
+    # Engineers: their team's handoffs (the queue's scope) and those they are party to.
+    assert visible("alex") == visible("sam") == northwind
+    other_team = Team(account_id=world.northwind.id, name="Projects")
+    world.db.add(other_team)
+    world.db.flush()
+    moved = world.db.get(SessionHandoff, uuid.UUID(data["b"]))  # sam's, unclaimed
+    moved.team_id = other_team.id
+    world.db.add(moved)
+    world.db.commit()
+    assert visible("alex") == northwind - {data["b"]}
+    assert visible("sam") == northwind  # handed it off
+    assert visible("morgan") == northwind  # owners read the whole account
     # An engineer cannot widen the scope by filtering on someone else.
-    assert visible("alex", handed_off_by_id=world.users["sam"].id) == set()
-    assert visible("sam", claimed_by_id=world.users["sam"].id) == set()
+    assert visible("alex", handed_off_by_id=world.users["sam"].id) == {data["e"], data["g"]}
+    moved.target_user_id = world.users["alex"].id
+    world.db.add(moved)
+    world.db.commit()
+    assert data["b"] in visible("alex")  # sent to alex
     # Contoso never sees Northwind, and the other way round.
     assert visible("jordan") == {data["c1"]}
     assert visible("casey") == {data["c1"]}
@@ -318,7 +332,7 @@ def test_role_scoping(world, data):
     text = export_history_csv(db=world.db, actor=world.actor("jordan"), filters=HistoryFilters())
     assert data["c1"] in text and data["a"] not in text
     text = export_history_csv(db=world.db, actor=world.actor("alex"), filters=HistoryFilters())
-    assert {data[k] for k in "acdf"} <= set(text.split(",")) and data["b"] not in text
+    assert northwind <= set(text.split(","))
 
 
 def test_csv_export_has_header_and_every_matching_row(world, data, monkeypatch):

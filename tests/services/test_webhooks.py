@@ -316,7 +316,7 @@ async def test_unreachable_webhook_is_recorded_failed(world, engine, receiver):
 
     record = webhook_records(engine, handoff.id)["teams"]
     assert (record.status, record.attempts) == ("pending", 1)  # retried on the backoff
-    assert record.last_error.startswith("Could not connect: ConnectError")
+    assert record.last_error == "Could not connect (ConnectError)"
     assert summary(world, engine, handoff).webhooks == {"Teams": "retrying"}
 
 
@@ -387,3 +387,24 @@ def test_delivery_summary_is_account_scoped(world):
     assert delivery_summary(db=world.db, actor=world.actor("riley"), handoff_id=park.id).text == (
         "No notifications sent."
     )
+
+
+def test_user_text_cannot_add_links_mentions_or_formatting_to_chat_messages():
+    from escalation_app.services.webhooks import ChatMessage, slack_body, teams_body
+
+    hostile = (
+        "[Reset your password](https://evil.example) <https://evil.example|click> <!here> @channel **urgent**"
+    )
+    message = ChatMessage(
+        title=hostile, facts=[("Client", "# Heading\n> quote")], link="https://desk.example/h/1"
+    )
+    slack = slack_body(message)["text"]
+    assert "](" not in slack and "<https://evil" not in slack and "<!here>" not in slack
+    assert "@channel" not in slack and "**" not in slack
+    assert slack.endswith("<https://desk.example/h/1|Open the handoff>")  # our own link still works
+    card = teams_body(message)["attachments"][0]["content"]
+    texts = [card["body"][0]["text"], card["body"][1]["facts"][0]["value"]]
+    assert all("](" not in t and "**" not in t and "@channel" not in t for t in texts)
+    assert not any(line.startswith(("#", ">")) for line in texts[1].splitlines())
+    # What a person reads is unchanged once the invisible separators are removed.
+    assert texts[0].replace("\u200b", "") == hostile

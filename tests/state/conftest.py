@@ -36,13 +36,14 @@ from escalation_app.domain import outbox
 from escalation_app.domain.auth import start_auth_session
 from escalation_app.domain.outbox import JobKind, JobView
 from escalation_app.services import realtime
-from escalation_app.state.base import AppState
+from escalation_app.state.base import TOKEN_COOKIE
 from tests.conftest import app_uses_database
 from tests.factories import World
 
 ORIGIN = "http://localhost:3000"
 # The app's event namespace, as behind a path prefix: pushes must use it, not "/_event".
 NAMESPACE = "/desk/_event"
+BACKEND_HOST = "localhost:8000"
 ROUTE_PATTERNS = [
     routes.SESSION_HISTORY,
     routes.SESSION_DETAIL,
@@ -159,6 +160,7 @@ class Tab:
         # The socket.io session id the server would see: live rooms are kept per socket.
         self.sid = f"sid-{uuid.uuid4().hex}"
         self.outcomes: list[Outcome] = []
+        self.cookie_token = ""
 
     def _context(self, outcome: Outcome) -> EventContext:
         async def emit_delta(token: str, delta: Any) -> None:
@@ -178,12 +180,12 @@ class Tab:
         )
 
     async def set_cookie(self, token: str) -> None:
-        """What the browser's `auth_token` cookie says (synced into AppState)."""
-        async with self.browser.manager.modify_state(
-            BaseStateToken(ident=self.client_token, cls=AppState)
-        ) as root:
-            (await root.get_state(AppState)).auth_token = token
-            root._clean()
+        """What the browser's HttpOnly sign-in cookie says: the websocket handshake carries it.
+
+        (A new cookie reaches the server on the next connection; the tab's events carry
+        it in their headers from now on, as a reconnect's would.)
+        """
+        self.cookie_token = token
 
     async def sign_in_as(self, user) -> str:
         """Start a server-side sign-in for `user` (a User row) and put its token in the cookie."""
@@ -217,7 +219,11 @@ class Tab:
                     "pathname": route_pattern(path),
                     "asPath": path,
                     "query": {},
-                    "headers": {"origin": ORIGIN},
+                    "headers": {
+                        "origin": ORIGIN,
+                        "host": BACKEND_HOST,
+                        **({"cookie": f"{TOKEN_COOKIE}={self.cookie_token}"} if self.cookie_token else {}),
+                    },
                     "token": self.client_token,
                     "sid": self.sid,
                 }

@@ -180,7 +180,11 @@ def _https_url(value: str | None, label: str, example: str) -> tuple[str, str]:
         is_ip = True
     except ValueError:
         is_ip = False
-    if not host or "." not in host or is_ip or not re.fullmatch(r"[a-z0-9.-]+", host):
+    # "127.1", "0x7f.1" and "10.1" are addresses in the notations inet_aton accepts; a
+    # real top-level domain is never numeric. (Every request checks the address it
+    # really connects to as well: services/outbound.py.)
+    numeric_tld = re.fullmatch(r"(0x[0-9a-f]*|[0-9]+)", host.rsplit(".", 1)[-1]) is not None
+    if not host or "." not in host or is_ip or numeric_tld or not re.fullmatch(r"[a-z0-9.-]+", host):
         raise InvalidInput(f"{label} needs a host name, like {example}.")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise InvalidInput(f"{label} must not contain ? or #.")

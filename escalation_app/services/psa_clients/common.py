@@ -14,6 +14,7 @@ import re
 
 import httpx
 
+from escalation_app.services import outbound
 from escalation_app.settings import get_settings
 
 _SNIPPET = 200
@@ -33,8 +34,9 @@ class PsaError(Exception):
 
 
 def http_client(timeout: float) -> httpx.AsyncClient:
-    """The one place a PSA HTTP client is built (redirects are answers, not followed)."""
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    """The one place a PSA HTTP client is built: redirects are answers, not followed, and
+    every connection's address is checked (no internal addresses; see services/outbound.py)."""
+    return outbound.client(timeout)
 
 
 def timeout() -> float:
