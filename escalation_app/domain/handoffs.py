@@ -46,14 +46,28 @@ def parse_handoff_id(handoff_id: str | uuid.UUID) -> uuid.UUID:
         raise NotFound("Handoff not found.") from None
 
 
-def eligible_recipients(db: Session, *, account_id: int, exclude_user_id: int | None) -> list[User]:
-    """Active, non-deleted owners, admins and engineers of an account (never viewers)."""
+def eligible_recipients(
+    db: Session, *, account_id: int, exclude_user_id: int | None, team_id: int | None = None
+) -> list[User]:
+    """Active, non-deleted owners, admins and engineers of an account (never viewers).
+
+    With `team_id` (the handoff's team), only those who may read it: owners and admins,
+    the team's engineers and engineers without a team (who see the whole account).
+    """
     query = select(User).where(
         User.account_id == account_id,
         col(User.is_active).is_(True),
         col(User.deleted_at).is_(None),
         col(User.account_role).in_([r.value for r in WORKER_ROLES]),
     )
+    if team_id is not None:
+        query = query.where(
+            or_(
+                col(User.account_role).in_([AccountRole.OWNER.value, AccountRole.ADMIN.value]),
+                col(User.team_id).is_(None),
+                User.team_id == team_id,
+            )
+        )
     if exclude_user_id is not None:
         query = query.where(User.id != exclude_user_id)
     return list(db.exec(query.order_by(col(User.id))).all())
@@ -168,7 +182,10 @@ def create_handoff(
         support_session.status = SessionStatus.ESCALATED
         support_session.escalation_reason = notes_text or None
         support_session.escalated_to_id = target.id if target else None
-        teammates = eligible_recipients(db, account_id=actor.account_id, exclude_user_id=actor.id)
+        # Those who may open it: the team's queue, managers, and people without a team.
+        teammates = eligible_recipients(
+            db, account_id=actor.account_id, exclude_user_id=actor.id, team_id=support_session.team_id
+        )
         recipients = [target] if target else teammates
         title_prefix = "Escalated to you" if target else "New escalation"
         for recipient in recipients:

@@ -175,3 +175,30 @@ def test_a_failed_delivery_can_be_retried_by_a_manager_only(world):
     assert (again.status, again.attempts, again.last_error) == ("pending", 0, None)
     with pytest.raises(InvalidInput):
         retry_delivery(db=world.db, actor=world.actor("riley"), handoff_id=handoff.id, delivery_id=failed.id)
+
+
+def test_an_escalation_notifies_only_those_who_may_open_it(world):
+    """Engineers of another team neither get the bell nor the email; managers and team-less engineers do."""
+    from escalation_app.domain.models import Team
+
+    other_team = Team(account_id=world.northwind.id, name="Projects")
+    world.db.add(other_team)
+    world.db.commit()
+    world.add_user("pat@northwind.example", "Pat Other", "engineer")
+    world.add_user("lou@northwind.example", "Lou Loose", "engineer")
+    world.add_user("ada@northwind.example", "Ada Admin", "admin")
+    world.users["pat"].team_id = other_team.id
+    world.users["lou"].team_id = None
+    world.users["ada"].team_id = other_team.id
+    world.db.add_all([world.users["pat"], world.users["lou"], world.users["ada"]])
+    world.db.commit()
+
+    handoff = escalate(world)
+
+    emailed = {j.recipient for j in outbox.jobs_of_handoff(world.db, handoff.id, ["email"])}
+    belled = {
+        n.user_id for n in world.db.exec(select(Notification).where(Notification.handoff_id == handoff.id))
+    }
+    expected = {"sam", "riley", "morgan", "lou", "ada"}
+    assert emailed == {f"{name}@northwind.example" for name in expected}
+    assert belled == {world.users[name].id for name in expected}
