@@ -457,7 +457,7 @@ async def test_a_worker_that_stops_withdraws_its_tabs_at_once(people, world, han
     # Her browser reconnects to worker two and re-opens the screen: back again.
     again = people.tab_on(two)
     again.user_id = str(world.users["riley"].id)
-    await again.set_cookie((await riley.get(AppState)).auth_token)
+    await again.set_cookie(riley.cookie_token)
     await again.open_handoff(handoffs["nw"])
     assert morgan.names_viewing(handoffs["nw"]) == ["Riley Chen"]
 
