@@ -8,18 +8,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import or_, update
+from sqlalchemy import case, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import effects, validation
+from escalation_app.domain import case_events, effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.models import (
     AccountRole,
     AIStatus,
+    CaseEventKind,
     HandoffIntent,
+    HandoffOutcome,
     Notification,
     Priority,
     SessionHandoff,
@@ -28,10 +31,17 @@ from escalation_app.domain.models import (
     SupportSession,
     User,
 )
-from escalation_app.domain.support_sessions import get_own_session, list_steps
+from escalation_app.domain.support_sessions import get_worked_session, list_steps
 from escalation_app.domain.types import utcnow
 
 NOTES_MAX = 5000
+
+
+class HandOffIntent(StrEnum):
+    """What `create_handoff` accepts (a hand-back is `casework.hand_back`)."""
+
+    PARK = HandoffIntent.PARK.value
+    ESCALATE = HandoffIntent.ESCALATE.value
 QUEUE_LIMIT = 200
 WORKER_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.ENGINEER)
 
@@ -82,8 +92,14 @@ def _resolve_target(db: Session, actor: Actor, target_user_id: int | None) -> Us
     return target
 
 
-def build_snapshot(support_session: SupportSession, steps: list[SessionStep]) -> dict:
-    """Freeze what the session looked like at handoff time."""
+def build_snapshot(
+    support_session: SupportSession, steps: list[SessionStep], earlier: list[dict] | None = None
+) -> dict:
+    """Freeze what the session looked like at handoff time.
+
+    `earlier`: the session's previous handoffs ({"by", "intent", "notes"}, oldest first),
+    so a senior taking an onward escalation reads what everyone before them said.
+    """
     lines = []
     for step in steps:
         marker = " (skipped)" if step.skipped else ""
@@ -102,7 +118,24 @@ def build_snapshot(support_session: SupportSession, steps: list[SessionStep]) ->
             {"position": s.position, "tried": s.tried, "result": s.result, "skipped": s.skipped}
             for s in steps
         ],
+        "earlier_handoffs": earlier or [],
     }
+
+
+EARLIER_NOTES_MAX = 1000
+
+
+def _earlier_handoffs(db: Session, session_id: int) -> list[dict]:
+    rows = db.exec(
+        select(SessionHandoff.intent, SessionHandoff.engineer_notes, User.display_name)
+        .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
+        .where(SessionHandoff.session_id == session_id)
+        .order_by(col(SessionHandoff.created_at))
+    ).all()
+    return [
+        {"by": name, "intent": intent, "notes": (notes or "")[:EARLIER_NOTES_MAX]}
+        for intent, notes, name in rows
+    ]
 
 
 def create_handoff(
@@ -115,7 +148,12 @@ def create_handoff(
     priority: str | None = None,
     target_user_id: int | None = None,
 ) -> SessionHandoff:
-    """Park or escalate the actor's session, in one transaction.
+    """Park or escalate a session, in one transaction.
+
+    The session's owner parks or escalates it while nobody else works it; the senior
+    who picked it up (its assignee) can escalate it onward (to the team or a named
+    teammate): their handoff ends (`escalated_on`), the new one waits in the queue with
+    a snapshot of every step tried so far and of what everyone before said.
 
     Validates everything first, snapshots the session, moves its status (park →
     paused, escalate → escalated), inserts the handoff and, for an escalation, the
@@ -125,22 +163,35 @@ def create_handoff(
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers have read-only access.")
-    chosen_intent = validation.choice(intent, HandoffIntent, "Intent")
+    chosen_intent = validation.choice(intent, HandOffIntent, "Intent")
     chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
     notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
 
-    support_session = get_own_session(db=db, actor=actor, session_id=session_id, for_update=True)
+    support_session = get_worked_session(db=db, actor=actor, session_id=session_id, for_update=True)
+    onward = support_session.assignee_id == actor.id and support_session.owner_id != actor.id
 
     if support_session.status == SessionStatus.RESOLVED:
         raise InvalidInput("This session is resolved and cannot be handed off.")
     if support_session.status == SessionStatus.ESCALATED:
         raise InvalidInput("This session is already escalated and waiting for a senior.")
+    if support_session.assignee_id is not None and not onward:
+        assignee = db.get(User, support_session.assignee_id)
+        name = assignee.display_name if assignee else "A teammate"
+        raise InvalidInput(f"{name} is working on this session now; they can hand it back to you.")
+    if onward and chosen_intent == HandoffIntent.PARK:
+        raise InvalidInput("Only the session's owner can park it. Hand it back or release it instead.")
     if chosen_intent == HandoffIntent.PARK and target_user_id not in (None, "", 0):
         raise InvalidInput("Only escalations can be sent to a teammate.")
     target = _resolve_target(db, actor, target_user_id)
+    if onward and target is not None and target.id == support_session.owner_id:
+        raise InvalidInput(f"To give it back to {target.display_name}, use Hand back.")
 
     steps = list_steps(db=db, session_id=session_id)
+    earlier = _earlier_handoffs(db, session_id)
     now = utcnow()
+    previous = case_events.open_handoff(db, session_id) if onward else None
+    # A stale park card of this session leaves the queue; the worked handoff ends here.
+    case_events.close_open_handoffs(db, session_id, HandoffOutcome.ESCALATED_ON, now)
     handoff = SessionHandoff(
         session_id=session_id,
         account_id=actor.account_id,
@@ -150,7 +201,7 @@ def create_handoff(
         priority=chosen_priority,
         engineer_notes=notes_text,
         target_user_id=target.id if target else None,
-        snapshot=build_snapshot(support_session, steps),
+        snapshot=build_snapshot(support_session, steps, earlier),
         ai_status=AIStatus.PENDING if chosen_intent == HandoffIntent.ESCALATE else AIStatus.NOT_NEEDED,
         created_at=now,
     )
@@ -181,10 +232,24 @@ def create_handoff(
                     created_at=now,
                 )
             )
+    if onward:
+        support_session.assignee_id = None
+        case_events.record(
+            db,
+            support_session=support_session,
+            kind=CaseEventKind.ESCALATED_ON,
+            actor_id=actor.id,
+            now=now,
+            handoff_id=previous.id if previous else handoff.id,
+            subject_user_id=target.id if target else None,
+            note=notes_text,
+        )
     support_session.handoff_count += 1
     support_session.updated_at = now
     db.add(support_session)
     effects.handoff_created(db, handoff, recipients=teammates, now=now)
+    if previous is not None:
+        effects.case_changed(db, account_id=actor.account_id, handoff_id=previous.id, now=now)
     db.commit()
     return handoff
 
@@ -220,6 +285,12 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     if handoff.handed_off_by_id == actor.id:
         raise PermissionDenied("Cannot claim your own handoff")
 
+    # The session's row lock first, as every transition of a session takes it: a
+    # claim and, say, the owner resolving the session at once run one after the other.
+    support_session = case_events.lock_session(db, handoff.session_id)
+    assert support_session is not None
+    if support_session.owner_id == actor.id:
+        raise PermissionDenied("This is your own session; it waits for someone else to pick it up.")
     now = utcnow()
     won = db.exec(
         update(SessionHandoff)
@@ -227,6 +298,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
             col(SessionHandoff.id) == handoff.id,
             col(SessionHandoff.account_id) == actor.account_id,
             col(SessionHandoff.claimed_by_id).is_(None),
+            col(SessionHandoff.outcome).is_(None),
         )
         .values(claimed_by_id=actor.id, claimed_at=now)
         .returning(col(SessionHandoff.id))
@@ -234,22 +306,33 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
 
     if won is None:
         db.rollback()
-        winner_id, winner_name, claimed_at = db.exec(
+        winner = db.exec(
             select(SessionHandoff.claimed_by_id, User.display_name, SessionHandoff.claimed_at)
             .join(User, col(User.id) == SessionHandoff.claimed_by_id)
             .where(SessionHandoff.id == handoff.id)
-        ).one()
+        ).first()
+        if winner is None:
+            raise InvalidInput("This handoff has ended; there is nothing left to pick up.")
+        winner_id, winner_name, claimed_at = winner
         if winner_id == actor.id:
             db.refresh(handoff)
             return ClaimResult(handoff=handoff, newly_claimed=False)
         raise AlreadyClaimed(winner_id=winner_id, winner_name=winner_name, claimed_at=claimed_at)
 
-    support_session = db.get(SupportSession, handoff.session_id)
-    assert support_session is not None
     support_session.status = SessionStatus.ACTIVE
     support_session.escalated_to_id = actor.id
+    support_session.assignee_id = actor.id
     support_session.updated_at = now
     db.add(support_session)
+    case_events.record(
+        db,
+        support_session=support_session,
+        kind=CaseEventKind.CLAIMED,
+        actor_id=actor.id,
+        now=now,
+        handoff_id=handoff.id,
+        subject_user_id=actor.id,
+    )
     db.refresh(handoff)
     effects.handoff_claimed(db, handoff, claimer_name=actor.display_name, now=now)
     db.commit()
@@ -304,6 +387,7 @@ def _queue_scope(account_id: int, team_id: int | None):
     conditions = [
         SessionHandoff.account_id == account_id,
         col(SessionHandoff.claimed_by_id).is_(None),
+        col(SessionHandoff.outcome).is_(None),
     ]
     if team_id is not None:
         # A team member sees their team's handoffs and those not tied to any team.
@@ -324,6 +408,10 @@ def get_team_queue(
     For the live push, which reads each team's queue once and sends it to every tab
     showing it; code acting for one user goes through `get_queue`.
     """
+    return _cards(db, _queue_scope(account_id, team_id), (col(SessionHandoff.created_at).desc(),), limit)
+
+
+def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[QueueCard]:
     rows = db.exec(
         select(
             SessionHandoff.id,
@@ -340,8 +428,8 @@ def get_team_queue(
         )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
-        .where(*_queue_scope(account_id, team_id))
-        .order_by(col(SessionHandoff.created_at).desc())
+        .where(*conditions)
+        .order_by(*order_by)
         .limit(limit)
     ).all()
     return [
@@ -360,6 +448,28 @@ def get_team_queue(
         )
         for row in rows
     ]
+
+
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+def next_best_card(*, db: Session, actor: Actor) -> QueueCard | None:
+    """The unclaimed escalation the actor should pick up next: highest priority, then
+    oldest; never their own (handed off by them, or of a session they own), never one
+    sent to someone else. None when there is none (or the actor cannot pick up)."""
+    if not actor.can_work_handoffs:
+        return None
+    rank = case(*[(SessionHandoff.priority == p.value, r) for p, r in PRIORITY_RANK.items()], else_=9)
+    conditions = [
+        *_queue_scope(actor.account_id, actor.team_id),
+        SessionHandoff.intent == HandoffIntent.ESCALATE.value,
+        SessionHandoff.handed_off_by_id != actor.id,
+        SupportSession.owner_id != actor.id,
+        or_(col(SessionHandoff.target_user_id).is_(None), SessionHandoff.target_user_id == actor.id),
+    ]
+    order = (rank, col(SessionHandoff.created_at), col(SessionHandoff.id))
+    cards = _cards(db, conditions, order, 1)
+    return cards[0] if cards else None
 
 
 def is_in_queue_scope(actor: Actor, handoff: SessionHandoff) -> bool:
@@ -381,6 +491,8 @@ class HandoffRow:
     claimed_by_name: str | None
     created_at: datetime
     claimed_at: datetime | None
+    outcome: str | None = None
+    target_name: str | None = None
 
 
 def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[HandoffRow]:
@@ -390,10 +502,12 @@ def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[Handoff
         raise NotFound("Session not found.")
     by_user = aliased(User)
     claimer = aliased(User)
+    target = aliased(User)
     rows = db.exec(
-        select(SessionHandoff, by_user.display_name, claimer.display_name)
+        select(SessionHandoff, by_user.display_name, claimer.display_name, target.display_name)
         .join(by_user, by_user.id == SessionHandoff.handed_off_by_id)
         .outerjoin(claimer, claimer.id == SessionHandoff.claimed_by_id)
+        .outerjoin(target, target.id == SessionHandoff.target_user_id)
         .where(SessionHandoff.session_id == session_id, SessionHandoff.account_id == actor.account_id)
         .order_by(col(SessionHandoff.created_at).desc())
     ).all()
@@ -407,8 +521,10 @@ def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[Handoff
             claimed_by_name=claimer_name,
             created_at=h.created_at,
             claimed_at=h.claimed_at,
+            outcome=h.outcome,
+            target_name=target_name,
         )
-        for h, by_name, claimer_name in rows
+        for h, by_name, claimer_name, target_name in rows
     ]
 
 
@@ -422,6 +538,8 @@ class HandoffDetail:
     handed_off_by_name: str
     claimed_by_name: str | None
     target_name: str | None
+    owner_name: str = ""
+    assignee_name: str | None = None
 
 
 def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> HandoffDetail:
@@ -443,4 +561,6 @@ def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID
         handed_off_by_name=name(handoff.handed_off_by_id) or "Unknown",
         claimed_by_name=name(handoff.claimed_by_id),
         target_name=name(handoff.target_user_id),
+        owner_name=name(support_session.owner_id) or "Unknown",
+        assignee_name=name(support_session.assignee_id),
     )

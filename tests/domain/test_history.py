@@ -417,7 +417,7 @@ def test_parse_filters_and_back_to_the_url():
         ({"from": "yesterday"}, "From date must be a date like 2026-01-31."),
         ({"to": "2026-02-30"}, "To date must be a date like 2026-01-31."),
         ({"from": "2026-03-02", "to": "2026-03-01"}, "From date must be on or before the to date."),
-        ({"intent": "panic"}, "Intent must be one of: park, escalate."),
+        ({"intent": "panic"}, "Intent must be one of: park, escalate, handback."),
         ({"priority": "asap"}, "Priority must be one of: low, normal, high, urgent."),
         ({"claimed": "maybe"}, "Claimed must be one of: claimed, unclaimed."),
         ({"by": "alex"}, "Handed off by must be a person from the list."),
