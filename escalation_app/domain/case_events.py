@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.models import CaseEvent, CaseEventKind, SessionHandoff, SupportSession, User
 
 NOTE_MAX = 2000
@@ -135,6 +136,34 @@ def last_change(db: Session, session_id: int) -> str:
         if subject is not None:
             text += f" to {subject.display_name}"
     return text
+
+
+def held_by(db: Session, session_id: int, user_id: int) -> bool:
+    """Whether the user ever held this case (picked it up, or had it reassigned to them)."""
+    return (
+        db.exec(
+            select(CaseEvent.id)
+            .where(
+                CaseEvent.session_id == session_id,
+                CaseEvent.subject_user_id == user_id,
+                col(CaseEvent.kind).in_([CaseEventKind.CLAIMED.value, CaseEventKind.REASSIGNED.value]),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def too_late(db: Session, support_session: SupportSession, what: str) -> InvalidInput:
+    """The message for someone whose click came after another person's change (the
+    caller's transaction is rolled back): "Morgan Lee resolved it, so you cannot hand it
+    back any more. Nothing was changed." """
+    change = last_change(db, support_session.id)
+    resolved = support_session.status == "resolved"
+    db.rollback()
+    if resolved:
+        return InvalidInput(f"This session is already resolved ({change}). Nothing was changed.")
+    return InvalidInput(f"{change}, so you cannot {what} any more. Nothing was changed.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,14 +54,7 @@ def _session_of_account(db: Session, actor: Actor, session_id: int | str) -> Sup
 
 
 def _too_late(db: Session, support_session: SupportSession, what: str) -> InvalidInput:
-    """The message for someone whose click came after another person's change:
-    "Morgan Lee resolved it, so you cannot hand it back any more. Nothing was changed." """
-    change = case_events.last_change(db, support_session.id)
-    resolved = support_session.status == SessionStatus.RESOLVED
-    db.rollback()
-    if resolved:
-        return InvalidInput(f"This session is already resolved ({change}). Nothing was changed.")
-    return InvalidInput(f"{change}, so you cannot {what} any more. Nothing was changed.")
+    return case_events.too_late(db, support_session, what)
 
 
 def _require_worker(actor: Actor) -> None:
@@ -222,17 +215,7 @@ def hand_back(*, db: Session, actor: Actor, session_id: int | str, guidance: str
 
 
 def _was_worker(db: Session, support_session: SupportSession, actor: Actor) -> bool:
-    """Whether the actor held this case until someone else's change (a race they lost)."""
-    last_held = db.exec(
-        select(CaseEvent.id)
-        .where(
-            CaseEvent.session_id == support_session.id,
-            CaseEvent.subject_user_id == actor.id,
-            col(CaseEvent.kind).in_([CaseEventKind.CLAIMED.value, CaseEventKind.REASSIGNED.value]),
-        )
-        .limit(1)
-    ).first()
-    return last_held is not None
+    return case_events.held_by(db, support_session.id, actor.id)
 
 
 # ---------------------------------------------------------------------------- release

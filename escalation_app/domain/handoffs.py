@@ -31,7 +31,7 @@ from escalation_app.domain.models import (
     SupportSession,
     User,
 )
-from escalation_app.domain.support_sessions import get_worked_session, list_steps
+from escalation_app.domain.support_sessions import list_steps
 from escalation_app.domain.types import utcnow
 
 NOTES_MAX = 5000
@@ -42,6 +42,8 @@ class HandOffIntent(StrEnum):
 
     PARK = HandoffIntent.PARK.value
     ESCALATE = HandoffIntent.ESCALATE.value
+
+
 QUEUE_LIMIT = 200
 WORKER_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.ENGINEER)
 
@@ -167,7 +169,13 @@ def create_handoff(
     chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
     notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
 
-    support_session = get_worked_session(db=db, actor=actor, session_id=session_id, for_update=True)
+    support_session = case_events.lock_session(db, session_id)
+    if support_session is None or support_session.account_id != actor.account_id:
+        raise NotFound("Session not found.")
+    if actor.id not in (support_session.owner_id, support_session.assignee_id):
+        if case_events.held_by(db, support_session.id, actor.id):
+            raise case_events.too_late(db, support_session, "escalate it")
+        raise NotFound("Session not found.")
     onward = support_session.assignee_id == actor.id and support_session.owner_id != actor.id
 
     if support_session.status == SessionStatus.RESOLVED:
