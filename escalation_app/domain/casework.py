@@ -21,7 +21,7 @@ from escalation_app.domain import case_events, effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.case_events import NOTE_MAX, RootCause
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
-from escalation_app.domain.handoffs import WORKER_ROLES, build_snapshot
+from escalation_app.domain.handoffs import WORKER_ROLES, build_snapshot, eligible_recipients, load_handoff
 from escalation_app.domain.models import (
     CaseEvent,
     CaseEventKind,
@@ -337,3 +337,18 @@ def _ever_claimed(db: Session, support_session: SupportSession) -> bool:
         db.exec(select(CaseEvent.id).where(CaseEvent.session_id == support_session.id).limit(1)).first()
         is not None
     )
+
+
+def reassign_choices(*, db: Session, actor: Actor, handoff_id) -> list[User]:
+    """Who an owner or admin can reassign this handoff's case to ([] for anyone else)."""
+    if not actor.is_manager:
+        return []
+    handoff = load_handoff(db, actor, handoff_id)
+    support_session = db.get(SupportSession, handoff.session_id)
+    assert support_session is not None
+    excluded = {support_session.owner_id, support_session.assignee_id, handoff.handed_off_by_id}
+    return [
+        u
+        for u in eligible_recipients(db, account_id=actor.account_id, exclude_user_id=None)
+        if u.id not in excluded
+    ]

@@ -262,7 +262,8 @@ def create_handoff(
     return handoff
 
 
-def _load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
+def load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
+    """A handoff of the actor's account; anything else (malformed id included) is NotFound."""
     handoff = db.get(SessionHandoff, parse_handoff_id(handoff_id))
     if handoff is None or handoff.account_id != actor.account_id:
         raise NotFound("Handoff not found.")
@@ -289,7 +290,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers cannot pick up handoffs.")
-    handoff = _load_handoff(db, actor, handoff_id)
+    handoff = load_handoff(db, actor, handoff_id)
     if handoff.handed_off_by_id == actor.id:
         raise PermissionDenied("Cannot claim your own handoff")
 
@@ -552,7 +553,7 @@ class HandoffDetail:
 
 def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> HandoffDetail:
     """Load a handoff of the actor's account with its session, steps and names."""
-    handoff = _load_handoff(db, actor, handoff_id)
+    handoff = load_handoff(db, actor, handoff_id)
     support_session = db.get(SupportSession, handoff.session_id)
     assert support_session is not None
 

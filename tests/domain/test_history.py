@@ -348,6 +348,11 @@ def test_csv_export_has_header_and_every_matching_row(world, data, monkeypatch):
         "time_to_claim_seconds": "7200",
         "ai_confidence": "low",
         "session_status": "active",
+        "outcome": "",
+        "outcome_at": "",
+        "time_to_resolve_seconds": "",
+        "root_cause": "",
+        "what_fixed_it": "",
     }
     assert record["session_id"].isdigit()
     unclaimed = rows[1 + "gfedcba".index("a")]
