@@ -37,7 +37,6 @@ def test_the_case_goes_round_the_desk_to_its_fix(people):
 
     # Riley picks it up: the handoff screen is Riley's working view.
     riley = _pick_up(people, "riley@northwind.example", summary)
-    work = riley.get_by_role("generic", name="Work on this case")
     expect(riley.get_by_text("You are working on this for")).to_be_visible()
     riley.get_by_label("What I tried").fill("Pinned the MTU to 1400")
     riley.get_by_label("Result").fill("Drops every 40 minutes now")
@@ -45,9 +44,10 @@ def test_the_case_goes_round_the_desk_to_its_fix(people):
     steps = riley.get_by_role("list", name="Steps tried")
     expect(steps.get_by_text("Pinned the MTU to 1400")).to_be_visible()
 
-    work.get_by_role("button", name="Hand back to Alex Kim").click()
-    riley.get_by_label("Guidance").fill("Check the firewall's UDP idle timeout; it is 20 minutes.")
-    riley.get_by_role("button", name="Hand back", exact=True).click()
+    riley.get_by_role("button", name="Hand back to Alex Kim").click()
+    dialog = riley.get_by_role("dialog")
+    dialog.get_by_label("Guidance").fill("Check the firewall's UDP idle timeout; it is 20 minutes.")
+    dialog.get_by_role("button", name="Hand back", exact=True).click()
     expect(riley.get_by_text("Handed back to Alex Kim").first).to_be_visible()
     expect(riley.get_by_role("status", name="How it ended")).to_contain_text("Handed back to Alex Kim")
     expect(riley.get_by_text("You are working on this for")).to_have_count(0)
@@ -67,10 +67,11 @@ def test_the_case_goes_round_the_desk_to_its_fix(people):
     expect(
         morgan.get_by_role("list", name="Steps tried").get_by_text("Pinned the MTU to 1400")
     ).to_be_visible()
-    morgan.get_by_role("generic", name="Work on this case").get_by_role("button", name="Resolve").click()
-    morgan.get_by_label("What fixed it").fill("Disabled SIP ALG on the firewall; the tunnel keeps up.")
-    morgan.get_by_label("Root cause").select_option("configuration")
-    morgan.get_by_role("button", name="Resolve", exact=True).last.click()
+    morgan.get_by_role("button", name="Resolve", exact=True).click()
+    dialog = morgan.get_by_role("dialog")
+    dialog.get_by_label("What fixed it").fill("Disabled SIP ALG on the firewall; the tunnel keeps up.")
+    dialog.get_by_label("Root cause").select_option("configuration")
+    dialog.get_by_role("button", name="Resolve", exact=True).click()
     ended = morgan.get_by_role("status", name="How it ended")
     expect(ended).to_contain_text("Resolved")
     expect(ended).to_contain_text("Disabled SIP ALG on the firewall")
@@ -100,11 +101,7 @@ def test_the_race_loser_is_pointed_at_the_best_next_card(people):
     urgent = f"Domain controller unreachable {tag}"
     alex = _create_session_with_steps(people, contested, [("Restarted the spooler", "Jammed again")])
     _escalate(alex, "Whole office cannot print.", priority="normal")
-    alex.goto(people.url("/sessions"))
-    alex.get_by_role("button", name="New session").click()
-    alex.get_by_label("Problem summary").fill(urgent)
-    alex.get_by_role("button", name="Create session").click()
-    expect(alex.get_by_role("heading", name=urgent)).to_be_visible()
+    alex = _create_session_with_steps(people, urgent, [("Pinged the DC", "No answer")])
     _escalate(alex, "Nobody can sign in.", priority="urgent")
 
     riley = people.signed_in("riley@northwind.example", "/escalations")
