@@ -352,3 +352,11 @@ def reassign_choices(*, db: Session, actor: Actor, handoff_id) -> list[User]:
         for u in eligible_recipients(db, account_id=actor.account_id, exclude_user_id=None)
         if u.id not in excluded
     ]
+
+
+def session_of_handoff(*, db: Session, actor: Actor, handoff_id) -> int:
+    """The session a handoff of the actor's account belongs to (others: NotFound).
+
+    The handoff screen acts on this session: the target comes from the page's route,
+    read on the server, never from a value the browser holds."""
+    return load_handoff(db, actor, handoff_id).session_id

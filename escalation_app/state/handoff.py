@@ -309,7 +309,8 @@ class HandoffState(AppState):
         self.working = True
         async with self._domain_action(busy="working", doing=doing) as action:
             yield
-            await action.run(fn, session_id=self.session_pk, **kwargs)
+            session_id = await action.run(casework.session_of_handoff, handoff_id=self._route_handoff_id())
+            await action.run(fn, session_id=session_id, **kwargs)
             self.open_dialog = ""
             await self._reload(action.actor)
         if action.failed:
@@ -325,9 +326,10 @@ class HandoffState(AppState):
     @rx.event
     async def add_step(self, form_data: dict):
         async with self._domain_action() as action:
+            session_id = await action.run(casework.session_of_handoff, handoff_id=self._route_handoff_id())
             await action.run(
                 session_rules.add_step,
-                session_id=self.session_pk,
+                session_id=session_id,
                 tried=str(form_data.get("tried", "")),
                 result=str(form_data.get("result", "")),
             )
