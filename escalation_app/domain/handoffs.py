@@ -364,6 +364,8 @@ class QueueCard:
     handed_off_by_name: str
     target_user_id: int | None
     created_at: datetime
+    # The session's owner (differs from who handed it off for an onward escalation).
+    owner_id: int | None = None
 
 
 NOTES_EXCERPT = 180
@@ -373,7 +375,7 @@ def card_view(card: QueueCard) -> dict[str, str]:
     """The public fields of one queue card, the same for everyone who sees that queue.
 
     The live push sends one list to a whole team, so nothing here depends on the viewer:
-    the page hides Pick up on the viewer's own cards by comparing `by_id`.
+    the page hides Pick up on the viewer's own cards by comparing `by_id` and `owner_id`.
     """
     notes = card.notes or ""
     excerpt = notes if len(notes) <= NOTES_EXCERPT else notes[: NOTES_EXCERPT - 1].rstrip() + "…"
@@ -387,6 +389,7 @@ def card_view(card: QueueCard) -> dict[str, str]:
         "notes": excerpt,
         "by": card.handed_off_by_name,
         "by_id": str(card.handed_off_by_id),
+        "owner_id": str(card.owner_id if card.owner_id is not None else card.handed_off_by_id),
         "created_at": card.created_at.isoformat(),
         "href": f"/handoffs/{card.id}",
     }
@@ -434,6 +437,7 @@ def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[Q
             User.display_name,
             SessionHandoff.target_user_id,
             SessionHandoff.created_at,
+            SupportSession.owner_id,
         )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
@@ -454,6 +458,7 @@ def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[Q
             handed_off_by_name=row[8],
             target_user_id=row[9],
             created_at=row[10],
+            owner_id=row[11],
         )
         for row in rows
     ]

@@ -43,7 +43,9 @@ def queue_card(card) -> rx.Component:
                     ),
                     rx.spacer(),
                     rx.cond(
-                        QueueState.can_work & (card["by_id"] != QueueState.user_id),
+                        QueueState.can_work
+                        & (card["by_id"] != QueueState.user_id)
+                        & (card["owner_id"] != QueueState.user_id),
                         rx.button(
                             "Pick up",
                             on_click=QueueState.pick_up(card["id"]),

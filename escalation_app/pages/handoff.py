@@ -264,7 +264,15 @@ def ai_panel() -> rx.Component:
                 ),
                 (
                     "not_needed",
-                    rx.text("Parked sessions get no AI assessment.", color_scheme="gray", size="2"),
+                    rx.text(
+                        rx.cond(
+                            H.intent == "handback",
+                            "A hand-back gets no AI assessment.",
+                            "Parked sessions get no AI assessment.",
+                        ),
+                        color_scheme="gray",
+                        size="2",
+                    ),
                 ),
                 rx.vstack(
                     rx.hstack(
@@ -336,7 +344,14 @@ def handoff_body() -> rx.Component:
         live_refresher(H.refresh, H.live_tick),
         rx.hstack(
             priority_badge(H.priority),
-            intent_badge(H.intent, rx.cond(H.intent == "escalate", "Escalated", "Parked")),
+            intent_badge(
+                H.intent,
+                rx.cond(
+                    H.intent == "escalate",
+                    "Escalated",
+                    rx.cond(H.intent == "handback", "Handed back", "Parked"),
+                ),
+            ),
             rx.cond(H.ticket != "", rx.badge("PSA ticket #" + H.ticket, variant="outline")),
             spacing="2",
         ),

@@ -140,3 +140,38 @@ def test_the_race_loser_is_pointed_at_the_best_next_card(people):
     best.get_by_role("button", name="Pick up").click()
     sam.wait_for_url(HANDOFF_URL)
     expect(sam.get_by_text("You are working on this for")).to_be_visible()
+
+
+def test_a_release_puts_the_card_back_in_open_queues_live(people):
+    summary = f"Teams calls drop at 30 minutes {uuid.uuid4().hex[:6]}"
+    alex = _create_session_with_steps(people, summary, [("Cleared the Teams cache", "Still drops")])
+    _escalate(alex, "Happens to the whole finance team.")
+    sam = people.signed_in("sam@northwind.example", "/escalations")
+    expect(_card(sam, summary)).to_be_visible()
+
+    riley = _pick_up(people, "riley@northwind.example", summary)
+    expect(_card(sam, summary)).to_have_count(0)  # taken out of Sam's queue, live
+    riley.get_by_role("button", name="Release to queue").click()
+    dialog = riley.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("Called away to a site visit")
+    dialog.get_by_role("button", name="Release", exact=True).click()
+    expect(riley.get_by_text("Released — it is back in the queue")).to_be_visible()
+    expect(riley.get_by_text("Waiting for a senior")).to_be_visible()
+
+    # Back in Sam's open queue without a reload; Sam picks it up and sends it onward.
+    card = _card(sam, summary)
+    expect(card).to_be_visible(timeout=10_000)
+    card.get_by_role("button", name="Pick up").click()
+    sam.wait_for_url(HANDOFF_URL)
+    sam.get_by_role("button", name="Escalate onward").click()
+    dialog = sam.get_by_role("dialog")
+    dialog.get_by_label("Notes").fill("Needs someone with the Teams admin role.")
+    dialog.get_by_role("button", name="Send escalation").click()
+    expect(sam.get_by_text("Escalated onward — your team has been notified")).to_be_visible()
+
+    # Alex, the session's owner, sees the onward card but is never offered its Pick up.
+    alex.goto(people.url("/escalations"))
+    onward = _card(alex, summary)
+    expect(onward).to_be_visible()
+    expect(onward.get_by_text("Sam Patel")).to_be_visible()
+    expect(onward.get_by_role("button", name="Pick up")).to_have_count(0)
