@@ -21,6 +21,14 @@ pytestmark = pytest.mark.browser
 HANDOFF_URL = re.compile(r"/handoffs/[0-9a-f-]+/?$")
 
 
+@pytest.fixture(autouse=True)
+def patient_expectations():
+    """These stories make many round trips; on a loaded machine one may take over the 5 s default."""
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 def _pick_up(people, email: str, summary: str):
     page = people.signed_in(email, "/escalations")
     _card(page, summary).get_by_role("button", name="Pick up").click()
