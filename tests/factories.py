@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from escalation_app.domain.actors import Actor
+from escalation_app.domain.casework import resolve_case
 from escalation_app.domain.demo_data import load_demo_data
 from escalation_app.domain.models import Account, Team, User
 from escalation_app.domain.support_sessions import add_step, create_session
@@ -53,3 +54,8 @@ class World:
                 result=f"result {i + 1}",
             )
         return support_session.id
+
+
+def resolve_session(*, db: Session, actor: Actor, session_id: int, fix: str = "Restarted the service"):
+    """Resolve a session with a fix (root cause: configuration)."""
+    return resolve_case(db=db, actor=actor, session_id=session_id, fix=fix, root_cause="configuration")

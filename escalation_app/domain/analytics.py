@@ -18,6 +18,10 @@ Definitions (all times UTC, all counts about the actor's account only):
 - *Open unclaimed* counts escalations not yet claimed (what the seniors' queue shows as
   escalations, whatever the session's status); *oldest unclaimed* is the age of the
   oldest of them.
+- After the pick-up (case events, same 30 days as the charts): *time to resolve
+  after claim* is the resolution's time minus its handoff's claim time, over the
+  resolutions in the window of handoffs that were picked up; hand-backs and onward
+  escalations are counted per engineer who made them; resolutions by root cause.
 - The per-day chart covers the last 30 UTC calendar days including today; the
   per-engineer, per-domain and top-claimer charts cover the same 30 days (escalations
   created in them; for claimers, escalations claimed in them). The time-to-claim chart
@@ -27,7 +31,7 @@ Definitions (all times UTC, all counts about the actor's account only):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -35,8 +39,17 @@ from sqlalchemy import Float, Integer, String, case, cast, extract, func, litera
 from sqlmodel import Session, col, select
 
 from escalation_app.domain.actors import Actor
+from escalation_app.domain.case_events import root_cause_label
 from escalation_app.domain.errors import PermissionDenied
-from escalation_app.domain.models import HandoffIntent, Priority, SessionHandoff, SupportSession, User
+from escalation_app.domain.models import (
+    CaseEvent,
+    CaseEventKind,
+    HandoffIntent,
+    Priority,
+    SessionHandoff,
+    SupportSession,
+    User,
+)
 from escalation_app.domain.types import utcnow
 
 DAYS = 30
@@ -80,6 +93,15 @@ class Analytics:
     per_engineer: list[dict[str, Any]]
     per_domain: list[dict[str, Any]]
     top_claimers: list[dict[str, Any]]
+    # After the pick-up, over the same 30 days (case events in them):
+    # resolutions of a picked-up case: how long from its claim to its fix.
+    resolves_after_claim: int = 0
+    resolve_p50_seconds: float | None = None
+    resolve_p90_seconds: float | None = None
+    # {"user_id", "name", "hand_backs", "onward"}: who handed back or escalated onward.
+    casework_per_engineer: list[dict[str, Any]] = field(default_factory=list)
+    # {"root_cause", "label", "count"}: resolutions by root cause, most first.
+    per_root_cause: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -188,6 +210,7 @@ def _open_unclaimed(db: Session, account_id: int, now: datetime) -> tuple[int, d
         select(func.count(), func.min(SessionHandoff.created_at)).where(
             *_escalations(account_id),
             col(SessionHandoff.claimed_by_id).is_(None),
+            col(SessionHandoff.outcome).is_(None),
             col(SessionHandoff.created_at) <= now,
         )
     ).one()
@@ -322,6 +345,78 @@ def _top_claimers(db: Session, account_id: int, now: datetime, since: datetime, 
     ]
 
 
+def _seconds_between(dialect: str, later, earlier):
+    if dialect == "postgresql":
+        return cast(extract("epoch", later - earlier), Float)
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
+
+
+def _resolve_after_claim(db: Session, account_id: int, now: datetime, since: datetime):
+    """Count, p50 and p90 of (resolved - claimed) over resolutions of claimed handoffs in the window."""
+    at = col(CaseEvent.created_at)
+    base = (
+        select(
+            literal(0).label("bucket"),
+            _seconds_between(_dialect(db), CaseEvent.created_at, SessionHandoff.claimed_at).label("secs"),
+        )
+        .select_from(CaseEvent)
+        .join(SessionHandoff, col(SessionHandoff.id) == CaseEvent.handoff_id)
+        .where(
+            CaseEvent.account_id == account_id,
+            CaseEvent.kind == CaseEventKind.RESOLVED.value,
+            col(SessionHandoff.claimed_at).is_not(None),
+            at >= since,
+            at <= now,
+        )
+        .subquery("resolves")
+    )
+    count, (p50, p90) = _percentiles(db, base, (0.5, 0.9)).get(0, (0, [None, None]))
+    return count, _seconds(p50), _seconds(p90)
+
+
+def _casework_per_engineer(db: Session, account_id: int, now: datetime, since: datetime, top_n: int):
+    at = col(CaseEvent.created_at)
+    hand_backs = func.sum(case((CaseEvent.kind == CaseEventKind.HANDED_BACK.value, 1), else_=0))
+    onward = func.sum(case((CaseEvent.kind == CaseEventKind.ESCALATED_ON.value, 1), else_=0))
+    rows = db.exec(
+        select(CaseEvent.actor_id, User.display_name, hand_backs, onward)
+        .join(User, col(User.id) == CaseEvent.actor_id)
+        .where(
+            CaseEvent.account_id == account_id,
+            col(CaseEvent.kind).in_([CaseEventKind.HANDED_BACK.value, CaseEventKind.ESCALATED_ON.value]),
+            at >= since,
+            at <= now,
+        )
+        .group_by(CaseEvent.actor_id, User.display_name)
+        .order_by((hand_backs + onward).desc(), User.display_name)
+        .limit(top_n)
+    ).all()
+    return [
+        {"user_id": uid, "name": name, "hand_backs": int(h or 0), "onward": int(o or 0)}
+        for uid, name, h, o in rows
+    ]
+
+
+def _per_root_cause(db: Session, account_id: int, now: datetime, since: datetime):
+    at = col(CaseEvent.created_at)
+    count = func.count()
+    rows = db.exec(
+        select(CaseEvent.root_cause, count)
+        .where(
+            CaseEvent.account_id == account_id,
+            CaseEvent.kind == CaseEventKind.RESOLVED.value,
+            at >= since,
+            at <= now,
+        )
+        .group_by(CaseEvent.root_cause)
+        .order_by(count.desc(), CaseEvent.root_cause)
+    ).all()
+    return [
+        {"root_cause": cause or "", "label": root_cause_label(cause) or "Unspecified", "count": int(n)}
+        for cause, n in rows
+    ]
+
+
 def escalation_analytics(
     *,
     db: Session,
@@ -345,6 +440,7 @@ def escalation_analytics(
     weekly = _claim_time_per_week(db, account_id, now, weeks)
     current = weekly[-1] if weekly else {"claims": 0, "p50_seconds": None, "p90_seconds": None}
     per_day = _per_day(db, account_id, now, first_day, days)
+    resolves, resolve_p50, resolve_p90 = _resolve_after_claim(db, account_id, now, first_day)
     window_total = sum(row["total"] for row in per_day)
 
     return Analytics(
@@ -363,4 +459,9 @@ def escalation_analytics(
         per_engineer=_per_engineer(db, account_id, now, first_day, top_n),
         per_domain=_per_domain(db, account_id, now, first_day, top_n, window_total),
         top_claimers=_top_claimers(db, account_id, now, first_day, top_n),
+        resolves_after_claim=resolves,
+        resolve_p50_seconds=resolve_p50,
+        resolve_p90_seconds=resolve_p90,
+        casework_per_engineer=_casework_per_engineer(db, account_id, now, first_day, top_n),
+        per_root_cause=_per_root_cause(db, account_id, now, first_day),
     )

@@ -18,12 +18,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from escalation_app.domain.case_events import RootCause
 from escalation_app.domain.handoffs import build_snapshot
 from escalation_app.domain.models import (
     Account,
     AccountRole,
     AIStatus,
+    CaseEvent,
+    CaseEventKind,
     HandoffIntent,
+    HandoffOutcome,
     Priority,
     SessionHandoff,
     SessionStatus,
@@ -347,6 +351,7 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
     team_id = team.id if team else None
 
     planned: list[tuple[SupportSession, list[SessionStep], SessionHandoff]] = []
+    problems: list[Problem] = []
     moments = [(created, False) for created in _handoff_times(rng, now, days)]
     # A few escalations still waiting in the queue right now.
     moments += [(now - timedelta(minutes=minutes), True) for minutes in WAITING_MINUTES_AGO]
@@ -416,6 +421,7 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
             later = claimed_at + timedelta(minutes=rng.randint(10, 240)) if settled else claimed_at
             support_session.updated_at = min(later, now)
         planned.append((support_session, steps, handoff))
+        problems.append(problem)
 
     db.add_all([support_session for support_session, _, _ in planned])
     db.flush()  # session ids, in multi-row inserts
@@ -427,8 +433,133 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
         children.extend(steps)
         children.append(handoff)
     db.add_all(children)
+    db.flush()
+    extra = _add_casework(db, random.Random(seed + 1), users, planned, problems, now)
     db.commit()
-    return len(planned)
+    return len(planned) + extra
+
+
+# How each demo problem's domain was usually fixed (the resolution's root cause).
+DOMAIN_ROOT_CAUSES = {
+    "Printing": RootCause.CONFIGURATION,
+    "Hardware": RootCause.HARDWARE,
+    "Security": RootCause.PERMISSIONS,
+    "Backup": RootCause.SOFTWARE,
+    "Applications": RootCause.THIRD_PARTY,
+    "Server": RootCause.SOFTWARE,
+    "Endpoint management": RootCause.CONFIGURATION,
+}
+HANDBACK_SHARE = 0.12
+ONWARD_SHARE = 0.08
+
+
+def _fix_text(problem: Problem) -> str:
+    cause = problem.cause[:1].lower() + problem.cause[1:]
+    return f"{problem.next_steps[0]}. It was {cause}."
+
+
+def _add_casework(
+    db: Session,
+    rng: random.Random,
+    users: dict[str, User],
+    planned: list[tuple[SupportSession, list[SessionStep], SessionHandoff]],
+    problems: list[Problem],
+    now: datetime,
+) -> int:
+    """What happened after each pick-up: resolved with a fix (most), handed back and then
+    fixed by the owner, or escalated onward and fixed by a second senior; cases still
+    being worked get their claimer as assignee. Returns how many handoffs it added."""
+    added: list[SessionHandoff] = []
+    events: list[CaseEvent] = []
+
+    def event(support_session, kind, actor, at, handoff, subject=None, note="", cause=None):
+        events.append(
+            CaseEvent(
+                account_id=support_session.account_id,
+                session_id=support_session.id,
+                handoff_id=handoff.id,
+                kind=kind,
+                actor_id=actor.id,
+                subject_user_id=subject.id if subject else None,
+                note=note,
+                root_cause=cause,
+                created_at=at,
+            )
+        )
+
+    by_id = {u.id: u for u in users.values()}
+    for (support_session, _steps, handoff), problem in zip(planned, problems, strict=True):
+        if handoff.claimed_by_id is None or handoff.claimed_at is None:
+            continue
+        owner, claimer = by_id[support_session.owner_id], by_id[handoff.claimed_by_id]
+        event(support_session, CaseEventKind.CLAIMED, claimer, handoff.claimed_at, handoff, claimer)
+        if support_session.status != SessionStatus.RESOLVED:
+            support_session.assignee_id = claimer.id
+            continue
+        resolved_at = support_session.updated_at
+        cause = DOMAIN_ROOT_CAUSES.get(problem.domain, RootCause.CONFIGURATION)
+        fix = _fix_text(problem)
+        resolver, last = claimer, handoff
+        roll = rng.random() if handoff.intent == HandoffIntent.ESCALATE else 1.0
+        midway = handoff.claimed_at + (resolved_at - handoff.claimed_at) / 2
+        if roll < HANDBACK_SHARE:
+            guidance = f"Try this next: {problem.next_steps[-1].lower()}."
+            handoff.outcome, handoff.outcome_at = HandoffOutcome.HANDED_BACK, midway
+            last = SessionHandoff(
+                session_id=support_session.id,
+                account_id=support_session.account_id,
+                team_id=support_session.team_id,
+                handed_off_by_id=claimer.id,
+                intent=HandoffIntent.HANDBACK,
+                priority=handoff.priority,
+                engineer_notes=guidance,
+                target_user_id=owner.id,
+                snapshot=handoff.snapshot,
+                ai_status=AIStatus.NOT_NEEDED,
+                claimed_by_id=owner.id,
+                claimed_at=midway,
+                created_at=midway,
+            )
+            event(support_session, CaseEventKind.HANDED_BACK, claimer, midway, handoff, owner, guidance)
+            resolver = owner
+        elif roll < HANDBACK_SHARE + ONWARD_SHARE:
+            candidates = {
+                k: w for k, w in CLAIMER_WEIGHTS.items() if users[k].id not in (owner.id, claimer.id)
+            }
+            second = users[_weighted(rng, candidates)]
+            notes = f"Beyond me: {problem.cause.lower()}?"
+            handoff.outcome, handoff.outcome_at = HandoffOutcome.ESCALATED_ON, midway
+            picked = midway + (resolved_at - midway) / 4
+            last = SessionHandoff(
+                session_id=support_session.id,
+                account_id=support_session.account_id,
+                team_id=support_session.team_id,
+                handed_off_by_id=claimer.id,
+                intent=HandoffIntent.ESCALATE,
+                priority=handoff.priority,
+                engineer_notes=notes,
+                snapshot=handoff.snapshot,
+                claimed_by_id=second.id,
+                claimed_at=picked,
+                created_at=midway,
+            )
+            _add_assessment(rng, last, problem, midway)
+            event(support_session, CaseEventKind.ESCALATED_ON, claimer, midway, handoff, None, notes)
+            event(support_session, CaseEventKind.CLAIMED, second, picked, last, second)
+            resolver = second
+        if last is not handoff:
+            added.append(last)
+            support_session.handoff_count += 1
+        last.outcome, last.outcome_at = HandoffOutcome.RESOLVED, resolved_at
+        support_session.resolution = fix
+        support_session.root_cause = cause.value
+        support_session.resolved_at = resolved_at
+        support_session.resolved_by_id = resolver.id
+        event(support_session, CaseEventKind.RESOLVED, resolver, resolved_at, last, None, fix, cause.value)
+    db.add_all(added)
+    db.flush()
+    db.add_all(events)
+    return len(added)
 
 
 def _add_assessment(rng: random.Random, handoff: SessionHandoff, problem: Problem, created: datetime) -> None:

@@ -13,8 +13,16 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from escalation_app.domain import outbox
+from escalation_app.domain.actors import Actor
 from escalation_app.domain.integrations import WebhookChannel, integration_row
-from escalation_app.domain.models import HandoffIntent, SessionHandoff, User
+from escalation_app.domain.models import (
+    CaseEvent,
+    HandoffIntent,
+    Notification,
+    SessionHandoff,
+    SupportSession,
+    User,
+)
 from escalation_app.domain.outbox import JobKind
 
 # Live events, as `services.realtime` delivers them.
@@ -130,3 +138,164 @@ def assessment_finished(db: Session, *, account_id: int, handoff_id: uuid.UUID, 
 
     live(db, account_id=account_id, event=ASSESSED, handoff_id=handoff_id, now=now)
     release_escalation_note(db, handoff_id)
+
+
+# ---------------------------------------------------------------------------
+# After the pick-up (`domain.casework`): resolve, hand back, escalate onward,
+# release, reassign.
+# ---------------------------------------------------------------------------
+
+# A handoff changed (ended, released, reassigned): queues re-read, its open screens update.
+UPDATED = "updated"
+# Bell entries were written for `user_ids`: their bells update.
+NOTIFIED = "notified"
+BELL_BODY_MAX = 300
+
+
+def case_changed(db: Session, *, account_id: int, handoff_id: uuid.UUID, now: datetime) -> None:
+    """A handoff ended or moved: every queue tab and its open screens converge."""
+    live(db, account_id=account_id, event=UPDATED, handoff_id=handoff_id, now=now)
+
+
+def _notify(
+    db: Session,
+    *,
+    handoff: SessionHandoff,
+    users: list[User],
+    message: str,
+    event: CaseEvent,
+    title: str,
+    body: str,
+    link: str,
+    now: datetime,
+) -> None:
+    """Bell entries (rows of this transaction), one email job each, and the bells' live push."""
+    if not users:
+        return
+    for user in users:
+        db.add(
+            Notification(
+                account_id=handoff.account_id,
+                user_id=user.id,
+                handoff_id=handoff.id,
+                title=title[:300],
+                body=body if len(body) <= BELL_BODY_MAX else body[: BELL_BODY_MAX - 1] + "…",
+                link=link,
+                created_at=now,
+            )
+        )
+        outbox.enqueue(
+            db,
+            kind=JobKind.EMAIL,
+            account_id=handoff.account_id,
+            handoff_id=handoff.id,
+            recipient=user.email,
+            payload={"user_id": user.id, "message": message, "event_id": event.id},
+            dedupe_key=f"email:{message}:{event.id}:{user.id}",
+            now=now,
+        )
+    outbox.enqueue(
+        db,
+        kind=JobKind.LIVE,
+        account_id=handoff.account_id,
+        handoff_id=handoff.id,
+        payload={"event": NOTIFIED, "handoff_id": str(handoff.id), "user_ids": [u.id for u in users]},
+        run_at=now + LIVE_FALLBACK_AFTER,
+        now=now,
+    )
+
+
+def case_resolved(
+    db: Session,
+    support_session: SupportSession,
+    handoff: SessionHandoff,
+    event: CaseEvent,
+    *,
+    resolver: Actor,
+    told: list[User],
+    now: datetime,
+) -> None:
+    """Resolved: screens and queues update; whoever handed it off hears how it was fixed."""
+    from escalation_app.domain.case_events import root_cause_label
+    from escalation_app.domain.psa.delivery import enqueue_case_note
+
+    case_changed(db, account_id=handoff.account_id, handoff_id=handoff.id, now=now)
+    _notify(
+        db,
+        handoff=handoff,
+        users=told,
+        message="resolved",
+        event=event,
+        title=f"Resolved: {support_session.problem_summary}",
+        body=f"{resolver.display_name} · {root_cause_label(event.root_cause)}: {event.note}",
+        link=f"/sessions/{support_session.id}/history",
+        now=now,
+    )
+    enqueue_case_note(db, handoff, "resolved", event, now=now)
+
+
+def handed_back(
+    db: Session,
+    support_session: SupportSession,
+    worked: SessionHandoff | None,
+    handback: SessionHandoff,
+    event: CaseEvent,
+    *,
+    by: Actor,
+    owner: User,
+    now: datetime,
+) -> None:
+    """Handed back: the owner hears it (bell, email) with the guidance; the ticket is told."""
+    from escalation_app.domain.psa.delivery import enqueue_case_note
+
+    if worked is not None:
+        case_changed(db, account_id=worked.account_id, handoff_id=worked.id, now=now)
+    _notify(
+        db,
+        handoff=handback,
+        users=[owner],
+        message="handed_back",
+        event=event,
+        title=f"Handed back to you: {support_session.problem_summary}",
+        body=f"{by.display_name}: {event.note}",
+        link=f"/sessions/{support_session.id}",
+        now=now,
+    )
+    if worked is not None:
+        enqueue_case_note(db, worked, "handback", event, now=now, name=owner.display_name)
+
+
+def released(db: Session, handoff: SessionHandoff, event: CaseEvent, *, by: Actor, now: datetime) -> None:
+    """Released: the card is back in every queue tab, live; the ticket is told."""
+    from escalation_app.domain.psa.delivery import enqueue_case_note
+
+    case_changed(db, account_id=handoff.account_id, handoff_id=handoff.id, now=now)
+    enqueue_case_note(db, handoff, "released", event, now=now, name=by.display_name)
+
+
+def reassigned(
+    db: Session,
+    support_session: SupportSession,
+    handoff: SessionHandoff,
+    event: CaseEvent,
+    *,
+    by: Actor,
+    to: User,
+    now: datetime,
+) -> None:
+    """Reassigned: the new assignee hears it (bell, email); open screens update; the ticket is told."""
+    from escalation_app.domain.psa.delivery import enqueue_case_note
+
+    case_changed(db, account_id=handoff.account_id, handoff_id=handoff.id, now=now)
+    _notify(
+        db,
+        handoff=handoff,
+        users=[to],
+        message="reassigned",
+        event=event,
+        title=f"Assigned to you: {support_session.problem_summary}",
+        body=f"{by.display_name} reassigned it to you" + (f": {event.note}" if event.note else ""),
+        link=f"/handoffs/{handoff.id}",
+        now=now,
+    )
+    enqueue_case_note(db, handoff, "reassigned", event, now=now, name=to.display_name)

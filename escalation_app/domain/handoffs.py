@@ -8,18 +8,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import or_, update
+from sqlalchemy import case, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import effects, validation
+from escalation_app.domain import case_events, effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.models import (
     AccountRole,
     AIStatus,
+    CaseEventKind,
     HandoffIntent,
+    HandoffOutcome,
     Notification,
     Priority,
     SessionHandoff,
@@ -28,10 +31,19 @@ from escalation_app.domain.models import (
     SupportSession,
     User,
 )
-from escalation_app.domain.support_sessions import get_own_session, list_steps
+from escalation_app.domain.support_sessions import list_steps
 from escalation_app.domain.types import utcnow
 
 NOTES_MAX = 5000
+
+
+class HandOffIntent(StrEnum):
+    """What `create_handoff` accepts (a hand-back is `casework.hand_back`)."""
+
+    PARK = HandoffIntent.PARK.value
+    ESCALATE = HandoffIntent.ESCALATE.value
+
+
 QUEUE_LIMIT = 200
 WORKER_ROLES = (AccountRole.OWNER, AccountRole.ADMIN, AccountRole.ENGINEER)
 
@@ -96,8 +108,14 @@ def _resolve_target(db: Session, actor: Actor, target_user_id: int | None) -> Us
     return target
 
 
-def build_snapshot(support_session: SupportSession, steps: list[SessionStep]) -> dict:
-    """Freeze what the session looked like at handoff time."""
+def build_snapshot(
+    support_session: SupportSession, steps: list[SessionStep], earlier: list[dict] | None = None
+) -> dict:
+    """Freeze what the session looked like at handoff time.
+
+    `earlier`: the session's previous handoffs ({"by", "intent", "notes"}, oldest first),
+    so a senior taking an onward escalation reads what everyone before them said.
+    """
     lines = []
     for step in steps:
         marker = " (skipped)" if step.skipped else ""
@@ -116,7 +134,24 @@ def build_snapshot(support_session: SupportSession, steps: list[SessionStep]) ->
             {"position": s.position, "tried": s.tried, "result": s.result, "skipped": s.skipped}
             for s in steps
         ],
+        "earlier_handoffs": earlier or [],
     }
+
+
+EARLIER_NOTES_MAX = 1000
+
+
+def _earlier_handoffs(db: Session, session_id: int) -> list[dict]:
+    rows = db.exec(
+        select(SessionHandoff.intent, SessionHandoff.engineer_notes, User.display_name)
+        .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
+        .where(SessionHandoff.session_id == session_id)
+        .order_by(col(SessionHandoff.created_at))
+    ).all()
+    return [
+        {"by": name, "intent": intent, "notes": (notes or "")[:EARLIER_NOTES_MAX]}
+        for intent, notes, name in rows
+    ]
 
 
 def create_handoff(
@@ -129,7 +164,12 @@ def create_handoff(
     priority: str | None = None,
     target_user_id: int | None = None,
 ) -> SessionHandoff:
-    """Park or escalate the actor's session, in one transaction.
+    """Park or escalate a session, in one transaction.
+
+    The session's owner parks or escalates it while nobody else works it; the senior
+    who picked it up (its assignee) can escalate it onward (to the team or a named
+    teammate): their handoff ends (`escalated_on`), the new one waits in the queue with
+    a snapshot of every step tried so far and of what everyone before said.
 
     Validates everything first, snapshots the session, moves its status (park →
     paused, escalate → escalated), inserts the handoff and, for an escalation, the
@@ -139,11 +179,18 @@ def create_handoff(
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers have read-only access.")
-    chosen_intent = validation.choice(intent, HandoffIntent, "Intent")
+    chosen_intent = validation.choice(intent, HandOffIntent, "Intent")
     chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
     notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
 
-    support_session = get_own_session(db=db, actor=actor, session_id=session_id, for_update=True)
+    support_session = case_events.lock_session(db, session_id)
+    if support_session is None or support_session.account_id != actor.account_id:
+        raise NotFound("Session not found.")
+    if actor.id not in (support_session.owner_id, support_session.assignee_id):
+        if case_events.held_by(db, support_session.id, actor.id):
+            raise case_events.too_late(db, support_session, "escalate it")
+        raise NotFound("Session not found.")
+    onward = support_session.assignee_id == actor.id and support_session.owner_id != actor.id
 
     if support_session.status == SessionStatus.RESOLVED:
         raise InvalidInput("This session is resolved and cannot be handed off.")
@@ -151,12 +198,24 @@ def create_handoff(
         raise InvalidInput("This session is already escalated and waiting for a senior.")
     if support_session.status == SessionStatus.PAUSED and chosen_intent == HandoffIntent.PARK:
         raise InvalidInput("This session is already parked.")
+    if support_session.assignee_id is not None and not onward:
+        assignee = db.get(User, support_session.assignee_id)
+        name = assignee.display_name if assignee else "A teammate"
+        raise InvalidInput(f"{name} is working on this session now; they can hand it back to you.")
+    if onward and chosen_intent == HandoffIntent.PARK:
+        raise InvalidInput("Only the session's owner can park it. Hand it back or release it instead.")
     if chosen_intent == HandoffIntent.PARK and target_user_id not in (None, "", 0):
         raise InvalidInput("Only escalations can be sent to a teammate.")
     target = _resolve_target(db, actor, target_user_id)
+    if onward and target is not None and target.id == support_session.owner_id:
+        raise InvalidInput(f"To give it back to {target.display_name}, use Hand back.")
 
     steps = list_steps(db=db, session_id=session_id)
+    earlier = _earlier_handoffs(db, session_id)
     now = utcnow()
+    previous = case_events.open_handoff(db, session_id) if onward else None
+    # A stale park card of this session leaves the queue; the worked handoff ends here.
+    case_events.close_open_handoffs(db, session_id, HandoffOutcome.ESCALATED_ON, now)
     handoff = SessionHandoff(
         session_id=session_id,
         account_id=actor.account_id,
@@ -166,7 +225,7 @@ def create_handoff(
         priority=chosen_priority,
         engineer_notes=notes_text,
         target_user_id=target.id if target else None,
-        snapshot=build_snapshot(support_session, steps),
+        snapshot=build_snapshot(support_session, steps, earlier),
         ai_status=AIStatus.PENDING if chosen_intent == HandoffIntent.ESCALATE else AIStatus.NOT_NEEDED,
         created_at=now,
     )
@@ -200,10 +259,24 @@ def create_handoff(
                     created_at=now,
                 )
             )
+    if onward:
+        support_session.assignee_id = None
+        case_events.record(
+            db,
+            support_session=support_session,
+            kind=CaseEventKind.ESCALATED_ON,
+            actor_id=actor.id,
+            now=now,
+            handoff_id=previous.id if previous else handoff.id,
+            subject_user_id=target.id if target else None,
+            note=notes_text,
+        )
     support_session.handoff_count += 1
     support_session.updated_at = now
     db.add(support_session)
     effects.handoff_created(db, handoff, recipients=teammates, now=now)
+    if previous is not None:
+        effects.case_changed(db, account_id=actor.account_id, handoff_id=previous.id, now=now)
     db.commit()
     return handoff
 
@@ -245,7 +318,8 @@ def can_read_handoff(actor: Actor, handoff: SessionHandoff) -> bool:
     return actor.role == AccountRole.ENGINEER and is_in_queue_scope(actor, handoff)
 
 
-def _load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
+def load_handoff(db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> SessionHandoff:
+    """A handoff the actor may read; anything else (malformed id included) is NotFound."""
     handoff = db.get(SessionHandoff, parse_handoff_id(handoff_id))
     if handoff is None or not can_read_handoff(actor, handoff):
         raise NotFound("Handoff not found.")
@@ -272,7 +346,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers cannot pick up handoffs.")
-    handoff = _load_handoff(db, actor, handoff_id)
+    handoff = load_handoff(db, actor, handoff_id)
     # Claims follow the queue: outside the actor's team queue, unless sent to them, the
     # handoff is not theirs to pick up (and not worth confirming it exists).
     if not (is_in_queue_scope(actor, handoff) or handoff.target_user_id == actor.id):
@@ -280,6 +354,12 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
     if handoff.handed_off_by_id == actor.id:
         raise PermissionDenied("Cannot claim your own handoff")
 
+    # The session's row lock first, as every transition of a session takes it: a
+    # claim and, say, the owner resolving the session at once run one after the other.
+    support_session = case_events.lock_session(db, handoff.session_id)
+    assert support_session is not None
+    if support_session.owner_id == actor.id:
+        raise PermissionDenied("This is your own session; it waits for someone else to pick it up.")
     now = utcnow()
     won = db.exec(
         update(SessionHandoff)
@@ -287,6 +367,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
             col(SessionHandoff.id) == handoff.id,
             col(SessionHandoff.account_id) == actor.account_id,
             col(SessionHandoff.claimed_by_id).is_(None),
+            col(SessionHandoff.outcome).is_(None),
         )
         .values(claimed_by_id=actor.id, claimed_at=now)
         .returning(col(SessionHandoff.id))
@@ -294,22 +375,33 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
 
     if won is None:
         db.rollback()
-        winner_id, winner_name, claimed_at = db.exec(
+        winner = db.exec(
             select(SessionHandoff.claimed_by_id, User.display_name, SessionHandoff.claimed_at)
             .join(User, col(User.id) == SessionHandoff.claimed_by_id)
             .where(SessionHandoff.id == handoff.id)
-        ).one()
+        ).first()
+        if winner is None:
+            raise InvalidInput("This handoff has ended; there is nothing left to pick up.")
+        winner_id, winner_name, claimed_at = winner
         if winner_id == actor.id:
             db.refresh(handoff)
             return ClaimResult(handoff=handoff, newly_claimed=False)
         raise AlreadyClaimed(winner_id=winner_id, winner_name=winner_name, claimed_at=claimed_at)
 
-    support_session = db.get(SupportSession, handoff.session_id)
-    assert support_session is not None
     support_session.status = SessionStatus.ACTIVE
     support_session.escalated_to_id = actor.id
+    support_session.assignee_id = actor.id
     support_session.updated_at = now
     db.add(support_session)
+    case_events.record(
+        db,
+        support_session=support_session,
+        kind=CaseEventKind.CLAIMED,
+        actor_id=actor.id,
+        now=now,
+        handoff_id=handoff.id,
+        subject_user_id=actor.id,
+    )
     db.refresh(handoff)
     effects.handoff_claimed(db, handoff, claimer_name=actor.display_name, now=now)
     db.commit()
@@ -332,6 +424,8 @@ class QueueCard:
     handed_off_by_name: str
     target_user_id: int | None
     created_at: datetime
+    # The session's owner (differs from who handed it off for an onward escalation).
+    owner_id: int | None = None
 
 
 NOTES_EXCERPT = 180
@@ -341,7 +435,7 @@ def card_view(card: QueueCard) -> dict[str, str]:
     """The public fields of one queue card, the same for everyone who sees that queue.
 
     The live push sends one list to a whole team, so nothing here depends on the viewer:
-    the page hides Pick up on the viewer's own cards by comparing `by_id`.
+    the page hides Pick up on the viewer's own cards by comparing `by_id` and `owner_id`.
     """
     notes = card.notes or ""
     excerpt = notes if len(notes) <= NOTES_EXCERPT else notes[: NOTES_EXCERPT - 1].rstrip() + "…"
@@ -355,6 +449,7 @@ def card_view(card: QueueCard) -> dict[str, str]:
         "notes": excerpt,
         "by": card.handed_off_by_name,
         "by_id": str(card.handed_off_by_id),
+        "owner_id": str(card.owner_id if card.owner_id is not None else card.handed_off_by_id),
         "created_at": card.created_at.isoformat(),
         "href": f"/handoffs/{card.id}",
     }
@@ -364,6 +459,7 @@ def _queue_scope(account_id: int, team_id: int | None):
     conditions = [
         SessionHandoff.account_id == account_id,
         col(SessionHandoff.claimed_by_id).is_(None),
+        col(SessionHandoff.outcome).is_(None),
     ]
     if team_id is not None:
         # A team member sees their team's handoffs and those not tied to any team.
@@ -384,6 +480,10 @@ def get_team_queue(
     For the live push, which reads each team's queue once and sends it to every tab
     showing it; code acting for one user goes through `get_queue`.
     """
+    return _cards(db, _queue_scope(account_id, team_id), (col(SessionHandoff.created_at).desc(),), limit)
+
+
+def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[QueueCard]:
     rows = db.exec(
         select(
             SessionHandoff.id,
@@ -397,11 +497,12 @@ def get_team_queue(
             User.display_name,
             SessionHandoff.target_user_id,
             SessionHandoff.created_at,
+            SupportSession.owner_id,
         )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
-        .where(*_queue_scope(account_id, team_id))
-        .order_by(col(SessionHandoff.created_at).desc())
+        .where(*conditions)
+        .order_by(*order_by)
         .limit(limit)
     ).all()
     return [
@@ -417,9 +518,32 @@ def get_team_queue(
             handed_off_by_name=row[8],
             target_user_id=row[9],
             created_at=row[10],
+            owner_id=row[11],
         )
         for row in rows
     ]
+
+
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+def next_best_card(*, db: Session, actor: Actor) -> QueueCard | None:
+    """The unclaimed escalation the actor should pick up next: highest priority, then
+    oldest; never their own (handed off by them, or of a session they own), never one
+    sent to someone else. None when there is none (or the actor cannot pick up)."""
+    if not actor.can_work_handoffs:
+        return None
+    rank = case(*[(SessionHandoff.priority == p.value, r) for p, r in PRIORITY_RANK.items()], else_=9)
+    conditions = [
+        *_queue_scope(actor.account_id, actor.team_id),
+        SessionHandoff.intent == HandoffIntent.ESCALATE.value,
+        SessionHandoff.handed_off_by_id != actor.id,
+        SupportSession.owner_id != actor.id,
+        or_(col(SessionHandoff.target_user_id).is_(None), SessionHandoff.target_user_id == actor.id),
+    ]
+    order = (rank, col(SessionHandoff.created_at), col(SessionHandoff.id))
+    cards = _cards(db, conditions, order, 1)
+    return cards[0] if cards else None
 
 
 def is_in_queue_scope(actor: Actor, handoff: SessionHandoff) -> bool:
@@ -458,6 +582,8 @@ class HandoffRow:
     claimed_by_name: str | None
     created_at: datetime
     claimed_at: datetime | None
+    outcome: str | None = None
+    target_name: str | None = None
 
 
 def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[HandoffRow]:
@@ -468,10 +594,12 @@ def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[Handoff
     get_readable_session(db=db, actor=actor, session_id=session_id)
     by_user = aliased(User)
     claimer = aliased(User)
+    target = aliased(User)
     rows = db.exec(
-        select(SessionHandoff, by_user.display_name, claimer.display_name)
+        select(SessionHandoff, by_user.display_name, claimer.display_name, target.display_name)
         .join(by_user, by_user.id == SessionHandoff.handed_off_by_id)
         .outerjoin(claimer, claimer.id == SessionHandoff.claimed_by_id)
+        .outerjoin(target, target.id == SessionHandoff.target_user_id)
         .where(SessionHandoff.session_id == session_id, *readable_handoffs(actor))
         .order_by(col(SessionHandoff.created_at).desc())
     ).all()
@@ -485,8 +613,10 @@ def list_handoffs(*, db: Session, actor: Actor, session_id: int) -> list[Handoff
             claimed_by_name=claimer_name,
             created_at=h.created_at,
             claimed_at=h.claimed_at,
+            outcome=h.outcome,
+            target_name=target_name,
         )
-        for h, by_name, claimer_name in rows
+        for h, by_name, claimer_name, target_name in rows
     ]
 
 
@@ -500,11 +630,13 @@ class HandoffDetail:
     handed_off_by_name: str
     claimed_by_name: str | None
     target_name: str | None
+    owner_name: str = ""
+    assignee_name: str | None = None
 
 
 def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> HandoffDetail:
     """Load a handoff of the actor's account with its session, steps and names."""
-    handoff = _load_handoff(db, actor, handoff_id)
+    handoff = load_handoff(db, actor, handoff_id)
     support_session = db.get(SupportSession, handoff.session_id)
     assert support_session is not None
 
@@ -521,4 +653,6 @@ def get_handoff_detail(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID
         handed_off_by_name=name(handoff.handed_off_by_id) or "Unknown",
         claimed_by_name=name(handoff.claimed_by_id),
         target_name=name(handoff.target_user_id),
+        owner_name=name(support_session.owner_id) or "Unknown",
+        assignee_name=name(support_session.assignee_id),
     )

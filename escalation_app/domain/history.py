@@ -38,6 +38,7 @@ from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.handoffs import readable_handoffs
 from escalation_app.domain.models import (
     HandoffIntent,
+    HandoffOutcome,
     Priority,
     SessionHandoff,
     SupportSession,
@@ -102,6 +103,13 @@ class HistoryRow:
     time_to_claim_seconds: int | None
     ai_confidence: str | None
     session_status: str
+    # How the handoff ended ("resolved", "handed_back", "escalated_on"; None while open).
+    outcome: str | None = None
+    outcome_at: datetime | None = None
+    # For a handoff that ended resolved: the fix, its root cause, claim-to-fix seconds.
+    root_cause: str | None = None
+    resolution: str | None = None
+    time_to_resolve_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +182,7 @@ def parse_filters(query: Mapping[str, Any]) -> HistoryFilters:
 
     Keys: `from`, `to` (YYYY-MM-DD), `by` (user id), `claimer` (user id), `intent`
     (park|escalate), `priority` (low|normal|high|urgent), `claimed`
-    (claimed|unclaimed), `q` (search text), `page`. Empty values mean "not set";
+    (claimed|unclaimed), `q` (search text), `page`. Intent also takes `handback`. Empty values mean "not set";
     unknown keys are ignored.
     """
     raw = {key: _single(query.get(key)) for key in QUERY_KEYS}
@@ -357,6 +365,10 @@ def _rows_select():
             SessionHandoff.claimed_at,
             confidence,
             SupportSession.status,
+            SessionHandoff.outcome,
+            SessionHandoff.outcome_at,
+            SupportSession.root_cause,
+            SupportSession.resolution,
         )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(by_user, col(by_user.id) == SessionHandoff.handed_off_by_id)
@@ -388,10 +400,18 @@ def _to_row(values) -> HistoryRow:
         claimed_at,
         confidence,
         status,
+        outcome,
+        outcome_at,
+        root_cause,
+        resolution,
     ) = values
     wait = None
     if claimed_at is not None:
         wait = max(0, int((claimed_at - created_at).total_seconds()))
+    resolved = outcome == HandoffOutcome.RESOLVED
+    to_fix = None
+    if resolved and claimed_at is not None and outcome_at is not None:
+        to_fix = max(0, int((outcome_at - claimed_at).total_seconds()))
     return HistoryRow(
         created_at=created_at,
         handoff_id=str(handoff_id),
@@ -409,6 +429,11 @@ def _to_row(values) -> HistoryRow:
         time_to_claim_seconds=wait,
         ai_confidence=confidence or None,
         session_status=status,
+        outcome=outcome,
+        outcome_at=outcome_at,
+        root_cause=root_cause if resolved else None,
+        resolution=resolution if resolved else None,
+        time_to_resolve_seconds=to_fix,
     )
 
 
@@ -495,6 +520,11 @@ CSV_HEADER = (
     "time_to_claim_seconds",
     "ai_confidence",
     "session_status",
+    "outcome",
+    "outcome_at",
+    "time_to_resolve_seconds",
+    "root_cause",
+    "what_fixed_it",
 )
 
 
@@ -536,6 +566,11 @@ def iter_history_csv(*, db: Session, actor: Actor, filters: HistoryFilters) -> I
                 "" if row.time_to_claim_seconds is None else row.time_to_claim_seconds,
                 row.ai_confidence or "",
                 row.session_status,
+                row.outcome or "",
+                _iso(row.outcome_at),
+                "" if row.time_to_resolve_seconds is None else row.time_to_resolve_seconds,
+                row.root_cause or "",
+                _cell(row.resolution),
             )
         )
         pending += 1

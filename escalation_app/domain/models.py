@@ -40,6 +40,27 @@ class ConfidenceTier(StrEnum):
 class HandoffIntent(StrEnum):
     PARK = "park"
     ESCALATE = "escalate"
+    # The assignee gives the session back to its owner, with guidance (`domain.casework`).
+    HANDBACK = "handback"
+
+
+class HandoffOutcome(StrEnum):
+    """How a handoff ended (None while it is open: waiting in the queue or being worked)."""
+
+    RESOLVED = "resolved"
+    HANDED_BACK = "handed_back"
+    ESCALATED_ON = "escalated_on"
+
+
+class CaseEventKind(StrEnum):
+    """The transitions of a session after a handoff, one `CaseEvent` row each."""
+
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    HANDED_BACK = "handed_back"
+    ESCALATED_ON = "escalated_on"
+    RELEASED = "released"
+    REASSIGNED = "reassigned"
 
 
 class Priority(StrEnum):
@@ -127,6 +148,14 @@ class SupportSession(SQLModel, table=True):
     handoff_count: int = 0
     escalation_reason: str | None = None
     escalated_to_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # Who works the session now besides its owner: the senior who picked it up (None
+    # while the owner works it alone, or while it waits in the queue).
+    assignee_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # How it ended: "What fixed it" and a root cause from `casework.ROOT_CAUSES`.
+    resolution: str | None = Field(default=None, max_length=2000)
+    root_cause: str | None = Field(default=None, max_length=32)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
 
@@ -186,6 +215,34 @@ class SessionHandoff(SQLModel, table=True):
     checked_steps: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
     claimed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # How it ended (`HandoffOutcome`), None while open; an ended handoff is never in a queue.
+    outcome: str | None = Field(default=None, max_length=16)
+    outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()
+
+
+class CaseEvent(SQLModel, table=True):
+    """One transition of a session after a handoff: claimed, resolved, handed back,
+    escalated on, released, reassigned. Written in the transition's own transaction;
+    the session history, the CSV export and the analytics read these rows."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (
+        Index("ix_case_event_session", "session_id", "created_at"),
+        Index("ix_case_event_account_kind", "account_id", "kind", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    session_id: int = Field(foreign_key="support_session.id")
+    handoff_id: uuid.UUID | None = Field(default=None, foreign_key="session_handoff.id")
+    kind: str = Field(max_length=16)
+    actor_id: int = Field(foreign_key="app_user.id")
+    # The person the case went to: the claimer, the new assignee, the owner handed back to.
+    subject_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # The reason, guidance or fix the person gave.
+    note: str = Field(default="", max_length=2000)
+    root_cause: str | None = Field(default=None, max_length=32)
     created_at: datetime = _created_at()
 
 

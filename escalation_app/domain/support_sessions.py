@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from escalation_app.domain import validation
@@ -47,6 +48,26 @@ def get_own_session(
         support_session is None
         or support_session.account_id != actor.account_id
         or support_session.owner_id != actor.id
+    ):
+        raise NotFound("Session not found.")
+    return support_session
+
+
+def get_worked_session(
+    *, db: Session, actor: Actor, session_id: int, for_update: bool = False
+) -> SupportSession:
+    """Load a session the actor owns or is assigned to (the senior who picked it up).
+
+    Anyone else, and any other account, gets NotFound. `for_update` locks the row.
+    """
+    query = select(SupportSession).where(SupportSession.id == session_id)
+    if for_update:
+        query = query.with_for_update()
+    support_session = db.exec(query).first()
+    if (
+        support_session is None
+        or support_session.account_id != actor.account_id
+        or actor.id not in (support_session.owner_id, support_session.assignee_id)
     ):
         raise NotFound("Session not found.")
     return support_session
@@ -95,12 +116,12 @@ def create_session(
 def add_step(
     *, db: Session, actor: Actor, session_id: int, tried: str, result: str = "", skipped: bool = False
 ) -> SessionStep:
-    """Append a step ("what I tried" and its result) to the actor's open session."""
+    """Append a step ("what I tried" and its result) to a session the actor owns or works."""
     _require_worker(actor)
     tried_text = validation.text(tried, "What I tried", max_length=STEP_TEXT_MAX, required=True)
     result_text = validation.text(result, "Result", max_length=STEP_TEXT_MAX)
     # Locked (PostgreSQL) so two concurrent adds cannot both pass the step limit.
-    support_session = get_own_session(db=db, actor=actor, session_id=session_id, for_update=True)
+    support_session = get_worked_session(db=db, actor=actor, session_id=session_id, for_update=True)
     if support_session.status == SessionStatus.RESOLVED:
         raise InvalidInput("This session is resolved; steps can no longer be added.")
     last, count = db.exec(
@@ -122,19 +143,6 @@ def add_step(
     db.add(support_session)
     db.commit()
     return step
-
-
-def resolve_session(*, db: Session, actor: Actor, session_id: int) -> SupportSession:
-    """Mark the actor's session resolved."""
-    _require_worker(actor)
-    support_session = get_own_session(db=db, actor=actor, session_id=session_id)
-    if support_session.status == SessionStatus.RESOLVED:
-        raise InvalidInput("This session is already resolved.")
-    support_session.status = SessionStatus.RESOLVED
-    support_session.updated_at = utcnow()
-    db.add(support_session)
-    db.commit()
-    return support_session
 
 
 def list_steps(*, db: Session, session_id: int) -> list[SessionStep]:
@@ -163,14 +171,17 @@ class SessionSummary:
 
 
 def list_own_sessions(*, db: Session, actor: Actor, limit: int = 200) -> list[SessionSummary]:
-    """The actor's sessions, most recently active first."""
+    """The actor's sessions and those they work for their owner, most recently active first."""
     step_counts = (
         select(SessionStep.session_id, func.count().label("n")).group_by(SessionStep.session_id).subquery()
     )
     rows = db.exec(
         select(SupportSession, func.coalesce(step_counts.c.n, 0))
         .outerjoin(step_counts, step_counts.c.session_id == SupportSession.id)
-        .where(SupportSession.account_id == actor.account_id, SupportSession.owner_id == actor.id)
+        .where(
+            SupportSession.account_id == actor.account_id,
+            or_(SupportSession.owner_id == actor.id, SupportSession.assignee_id == actor.id),
+        )
         .order_by(col(SupportSession.updated_at).desc())
         .limit(limit)
     ).all()

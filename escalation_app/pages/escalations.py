@@ -12,9 +12,19 @@ from escalation_app.state.queue import QueueState
 
 
 def queue_card(card) -> rx.Component:
+    best = QueueState.best_next_id == card["id"]
     return rx.el.article(
         rx.card(
             rx.vstack(
+                rx.cond(
+                    best,
+                    rx.badge(
+                        rx.icon("sparkles", size=12),
+                        "Best next for you",
+                        color_scheme="grass",
+                        variant="solid",
+                    ),
+                ),
                 rx.hstack(
                     priority_badge(card["priority"]),
                     intent_badge(card["intent"], card["intent_label"]),
@@ -35,7 +45,9 @@ def queue_card(card) -> rx.Component:
                     ),
                     rx.spacer(),
                     rx.cond(
-                        QueueState.can_work & (card["by_id"] != QueueState.user_id),
+                        QueueState.can_work
+                        & (card["by_id"] != QueueState.user_id)
+                        & (card["owner_id"] != QueueState.user_id),
                         rx.button(
                             "Pick up",
                             on_click=QueueState.pick_up(card["id"]),
@@ -50,9 +62,10 @@ def queue_card(card) -> rx.Component:
                 width="100%",
             ),
             width="100%",
+            style=rx.cond(best, {"outline": "2px solid var(--grass-9)", "outline_offset": "2px"}, {}),
         ),
         key=card["id"],
-        class_name="queue-card",
+        class_name=rx.cond(best, "queue-card best-next", "queue-card"),
         style={"width": "100%"},
         aria_label=card["summary"],
         data_handoff_id=card["id"],

@@ -6,9 +6,16 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
+from escalation_app.components.casework import (
+    form_dialog,
+    people_select,
+    priority_field,
+    select_field,
+    text_field,
+)
 from escalation_app.components.layout import shown_when, template
 from escalation_app.components.live import live_refresher, who_is_viewing
-from escalation_app.pages.sessions import steps_log
+from escalation_app.pages.sessions import add_step_form, steps_log
 from escalation_app.state.handoff import HandoffState
 
 H = HandoffState
@@ -37,6 +44,141 @@ def claim_panel() -> rx.Component:
             ),
         ),
         width="100%",
+    )
+
+
+def _dialog(name: str, trigger: rx.Component, title, description: str, fields, submit: str, on_submit):
+    return form_dialog(
+        trigger=trigger,
+        title=title,
+        description=description,
+        fields=fields,
+        submit_label=submit,
+        on_submit=on_submit,
+        is_open=H.open_dialog == name,
+        on_open_change=lambda is_open: H.toggle_dialog(name, is_open),
+        busy=H.working,
+    )
+
+
+def resolve_dialog() -> rx.Component:
+    return _dialog(
+        "resolve",
+        rx.button(rx.icon("circle-check", size=16), "Resolve", color_scheme="green"),
+        "Resolve with the fix",
+        "The engineer who escalated hears how it was fixed.",
+        [
+            text_field("What fixed it", "fix", max_length=2000, rows="4", required=True),
+            select_field(
+                "Root cause", "root_cause", H.root_causes, first=("", "Choose a root cause…"), required=True
+            ),
+        ],
+        "Resolve",
+        H.resolve,
+    )
+
+
+def hand_back_dialog() -> rx.Component:
+    return _dialog(
+        "handback",
+        rx.button(rx.icon("undo-2", size=16), "Hand back to " + H.owner_name, variant="soft"),
+        "Hand back to " + H.owner_name,
+        "The session goes back to its owner with your guidance at the top of their screen.",
+        [text_field("Guidance", "guidance", max_length=5000, rows="5", required=True)],
+        "Hand back",
+        H.hand_back,
+    )
+
+
+def onward_dialog() -> rx.Component:
+    return _dialog(
+        "onward",
+        rx.button(rx.icon("arrow-up-right", size=16), "Escalate onward", variant="soft"),
+        "Escalate onward",
+        "A new escalation with everything tried so far, yours included.",
+        [
+            text_field("Notes", "notes", max_length=5000, rows="4", placeholder="Why do you need help?"),
+            priority_field(),
+            people_select("Send to", "target_user_id", H.teammates, first=("", "The whole team")),
+        ],
+        "Send escalation",
+        H.escalate_onward,
+    )
+
+
+def release_dialog() -> rx.Component:
+    return _dialog(
+        "release",
+        rx.button(rx.icon("log-out", size=16), "Release to queue", variant="soft", color_scheme="gray"),
+        "Release to queue",
+        "It goes back in every queue, unclaimed, for someone else to pick up.",
+        [text_field("Reason", "reason", max_length=2000, rows="3", required=True)],
+        "Release",
+        H.release,
+    )
+
+
+def reassign_dialog() -> rx.Component:
+    return _dialog(
+        "reassign",
+        rx.button(rx.icon("users", size=16), "Reassign", variant="outline"),
+        "Reassign",
+        "Give this case to another teammate; they are told.",
+        [
+            people_select("Reassign to", "to_user_id", H.reassign_choices, first=("", "Choose a teammate…")),
+            text_field("Note", "note", max_length=2000, rows="2"),
+        ],
+        "Reassign",
+        H.reassign,
+    )
+
+
+def working_panel() -> rx.Component:
+    """The claimer's working view: the case's actions (Add step sits with the steps)."""
+    return rx.cond(
+        H.is_assignee | H.can_reassign,
+        rx.card(
+            rx.vstack(
+                rx.cond(
+                    H.is_assignee,
+                    rx.text("You are working on this for ", rx.text.strong(H.owner_name), ".", size="2"),
+                    rx.text(rx.text.strong(H.assignee_name), " is working on this.", size="2"),
+                ),
+                rx.hstack(
+                    rx.cond(
+                        H.is_assignee,
+                        rx.fragment(resolve_dialog(), hand_back_dialog(), onward_dialog(), release_dialog()),
+                    ),
+                    rx.cond(H.can_reassign, reassign_dialog()),
+                    spacing="2",
+                    wrap="wrap",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            width="100%",
+            aria_label="Work on this case",
+        ),
+    )
+
+
+def outcome_panel() -> rx.Component:
+    return rx.cond(
+        H.outcome != "",
+        rx.callout.root(
+            rx.callout.icon(rx.icon("flag")),
+            rx.vstack(
+                rx.text(H.outcome_text, weight="bold"),
+                rx.cond(H.resolution != "", rx.text("What fixed it: ", H.resolution, white_space="pre-wrap")),
+                rx.cond(H.root_cause != "", rx.text("Root cause: ", H.root_cause)),
+                rx.link("Session history", href=H.session_history_href, size="2"),
+                spacing="1",
+            ),
+            color_scheme=rx.cond(H.outcome == "resolved", "green", "gray"),
+            width="100%",
+            role="status",
+            aria_label="How it ended",
+        ),
     )
 
 
@@ -119,7 +261,15 @@ def ai_panel() -> rx.Component:
                 ),
                 (
                     "not_needed",
-                    rx.text("Parked sessions get no AI assessment.", color_scheme="gray", size="2"),
+                    rx.text(
+                        rx.cond(
+                            H.intent == "handback",
+                            "A hand-back gets no AI assessment.",
+                            "Parked sessions get no AI assessment.",
+                        ),
+                        color_scheme="gray",
+                        size="2",
+                    ),
                 ),
                 rx.vstack(
                     rx.hstack(
@@ -191,7 +341,14 @@ def handoff_body() -> rx.Component:
         live_refresher(H.refresh, H.live_tick),
         rx.hstack(
             priority_badge(H.priority),
-            intent_badge(H.intent, rx.cond(H.intent == "escalate", "Escalated", "Parked")),
+            intent_badge(
+                H.intent,
+                rx.cond(
+                    H.intent == "escalate",
+                    "Escalated",
+                    rx.cond(H.intent == "handback", "Handed back", "Parked"),
+                ),
+            ),
             rx.cond(H.ticket != "", rx.badge("PSA ticket #" + H.ticket, variant="outline")),
             spacing="2",
         ),
@@ -207,6 +364,8 @@ def handoff_body() -> rx.Component:
         ),
         claim_panel(),
         who_is_viewing(H.viewers, H.user_id),
+        outcome_panel(),
+        working_panel(),
         rx.cond(
             H.psa_line != "",
             rx.text(
@@ -232,6 +391,7 @@ def handoff_body() -> rx.Component:
                 rx.card(
                     rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),
                     steps_log(H.steps),
+                    rx.cond(H.is_assignee, rx.box(add_step_form(H.add_step), margin_top="1rem")),
                     width="100%",
                 ),
                 rx.card(

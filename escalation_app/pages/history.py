@@ -57,7 +57,9 @@ def filter_form() -> rx.Component:
             field("To", rx.input(type="date", id="to", name="to", default_value=H.filters["to"]), "to"),
             person_choice("Handed off by", "by"),
             person_choice("Claimed by", "claimer"),
-            choice("Intent", "intent", [("escalate", "Escalate"), ("park", "Park")]),
+            choice(
+                "Intent", "intent", [("escalate", "Escalate"), ("park", "Park"), ("handback", "Hand back")]
+            ),
             choice("Priority", "priority", [(p, p.capitalize()) for p in PRIORITY_COLORS]),
             choice("Claimed", "claimed", [("claimed", "Claimed"), ("unclaimed", "Unclaimed")]),
             field(
@@ -90,6 +92,10 @@ def history_row(row) -> rx.Component:
         rx.table.cell(row["claimed_by"]),
         rx.table.cell(row["wait"]),
         rx.table.cell(row["confidence"]),
+        rx.table.cell(
+            rx.text(row["outcome"]),
+            rx.cond(row["root_cause"] != "", rx.text(row["root_cause"], size="1", color_scheme="gray")),
+        ),
         rx.table.cell(row["status"]),
     )
 
@@ -124,6 +130,7 @@ def history_page() -> rx.Component:
                                 "Claimed by",
                                 "Time to claim",
                                 "AI confidence",
+                                "Outcome",
                                 "Session now",
                             )
                         ]
@@ -207,6 +214,11 @@ def analytics_page() -> rx.Component:
                 stat_card("Last week", A.last_week),
                 stat_card("Time to claim this week (median)", A.p50, "90th percentile: " + A.p90),
                 stat_card("Open unclaimed now", A.open_unclaimed, "Oldest waiting: " + A.oldest),
+                stat_card(
+                    "Time to resolve after claim (median, 30 days)",
+                    A.resolve_p50,
+                    A.resolves.to_string() + " resolved · 90th percentile: " + A.resolve_p90,
+                ),
                 gap="3",
                 wrap="wrap",
                 width="100%",
@@ -253,6 +265,31 @@ def analytics_page() -> rx.Component:
                 chart_card("Escalations per problem domain", bars(A.per_domain, "count", "domain", VIOLET)),
                 chart_card("Top claimers", bars(A.top_claimers, "count", "name", GREEN)),
                 columns=rx.breakpoints(initial="1", md="3"),
+                spacing="4",
+                width="100%",
+            ),
+            rx.grid(
+                chart_card(
+                    "Hand-backs and onward escalations per engineer (30 days)",
+                    rx.recharts.bar_chart(
+                        rx.recharts.bar(data_key="hand_backs", name="Hand-backs", fill=ORANGE, stack_id="c"),
+                        rx.recharts.bar(
+                            data_key="onward", name="Escalated onward", fill=VIOLET, stack_id="c"
+                        ),
+                        rx.recharts.x_axis(type_="number", allow_decimals=False),
+                        rx.recharts.y_axis(data_key="name", type_="category", width=140, interval=0),
+                        rx.recharts.graphing_tooltip(),
+                        rx.recharts.legend(),
+                        data=A.casework_per_engineer,
+                        layout="vertical",
+                        height=320,
+                        width="100%",
+                    ),
+                ),
+                chart_card(
+                    "Resolutions by root cause (30 days)", bars(A.per_root_cause, "count", "label", GREEN)
+                ),
+                columns=rx.breakpoints(initial="1", md="2"),
                 spacing="4",
                 width="100%",
             ),

@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
+from escalation_app.components.casework import select_field
 from escalation_app.components.layout import page_heading, shown_when, template
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.sessions import STEP_CHUNKS, SessionDetailState, SessionHistoryState, SessionsState
@@ -259,7 +260,7 @@ def park_dialog() -> rx.Component:
     )
 
 
-def add_step_form() -> rx.Component:
+def add_step_form(on_submit=None) -> rx.Component:
     return rx.form(
         rx.vstack(
             rx.heading("Log a step", size="3", as_="h2"),
@@ -269,27 +270,104 @@ def add_step_form() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        on_submit=SessionDetailState.add_step,
+        on_submit=on_submit or SessionDetailState.add_step,
         reset_on_submit=True,
+    )
+
+
+def resolve_dialog() -> rx.Component:
+    S = SessionDetailState
+    return form_dialog(
+        trigger=rx.button(
+            "Resolve",
+            variant="outline",
+            color_scheme="green",
+            # Radix's green outline text is below 4.5:1 on white.
+            high_contrast=True,
+            disabled=S.status == "resolved",
+            title=rx.cond(S.status == "resolved", "Already resolved.", ""),
+        ),
+        title="Resolve with the fix",
+        description="What fixed it goes into the session's history.",
+        fields=[
+            labelled_textarea("What fixed it", "fix", max_length=2000, rows="4", required=True),
+            select_field(
+                "Root cause", "root_cause", S.root_causes, first=("", "Choose a root cause…"), required=True
+            ),
+        ],
+        submit_label="Resolve",
+        on_submit=S.resolve,
+        is_open=S.resolve_open,
+        on_open_change=S.set_resolve_open,
+    )
+
+
+def guidance_callout() -> rx.Component:
+    s = SessionDetailState
+    return rx.cond(
+        s.guidance != "",
+        rx.callout.root(
+            rx.callout.icon(rx.icon("message-square-reply")),
+            rx.vstack(
+                rx.text(
+                    rx.text.strong(s.guidance_by), " handed this back to you ", relative_time(s.guidance_at)
+                ),
+                rx.callout.text(s.guidance, white_space="pre-wrap"),
+                spacing="1",
+            ),
+            color_scheme="iris",
+            width="100%",
+            aria_label="Guidance",
+            role="note",
+        ),
+    )
+
+
+def working_note() -> rx.Component:
+    s = SessionDetailState
+    return rx.fragment(
+        rx.cond(
+            s.is_owner & (s.assignee_name != ""),
+            rx.callout(
+                rx.text(rx.text.strong(s.assignee_name), " picked this up and is working on it."),
+                icon="user-check",
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            ~s.is_owner,
+            rx.callout(
+                rx.text("You are working on this for ", rx.text.strong(s.owner_name), "."),
+                icon="user-check",
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            s.resolution != "",
+            rx.callout.root(
+                rx.callout.icon(rx.icon("circle-check")),
+                rx.vstack(
+                    rx.text("What fixed it", weight="bold"),
+                    rx.callout.text(s.resolution, white_space="pre-wrap"),
+                    rx.text("Root cause: ", s.root_cause, size="2"),
+                    spacing="1",
+                ),
+                color_scheme="green",
+                width="100%",
+                aria_label="Resolution",
+            ),
+        ),
     )
 
 
 def session_detail_body() -> rx.Component:
     s = SessionDetailState
     return rx.vstack(
+        guidance_callout(),
         page_heading(
             s.summary,
             rx.hstack(
-                rx.button(
-                    "Resolve",
-                    on_click=s.resolve,
-                    variant="outline",
-                    color_scheme="green",
-                    # Radix's green outline text is below 4.5:1 on white.
-                    high_contrast=True,
-                    disabled=s.status == "resolved",
-                    title=rx.cond(s.status == "resolved", "Already resolved.", ""),
-                ),
+                resolve_dialog(),
                 park_dialog(),
                 escalate_dialog(),
                 spacing="2",
@@ -313,6 +391,7 @@ def session_detail_body() -> rx.Component:
             align="center",
             wrap="wrap",
         ),
+        working_note(),
         rx.grid(
             rx.card(
                 rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),
@@ -345,12 +424,70 @@ def session_detail_page() -> rx.Component:
 def history_row(row) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.link(relative_time(row["created_at"]), href=row["href"])),
-        rx.table.cell(intent_badge(row["intent"], row["intent"])),
+        rx.table.cell(intent_badge(row["intent"], row["intent_label"])),
         rx.table.cell(priority_badge(row["priority"])),
         rx.table.cell(row["by"]),
         rx.table.cell(row["claimed_by"]),
         rx.table.cell(rx.cond(row["claimed_at"] != "", relative_time(row["claimed_at"]), rx.text("—"))),
+        rx.table.cell(row["outcome"]),
         rx.table.cell(rx.text(row["notes"], size="2", trim="both")),
+    )
+
+
+def timeline_item(entry) -> rx.Component:
+    return rx.el.li(
+        rx.vstack(
+            rx.hstack(
+                rx.text(entry["text"], weight="medium", size="2"),
+                rx.text(relative_time(entry["created_at"]), size="1", color_scheme="gray"),
+                spacing="2",
+                align="baseline",
+                wrap="wrap",
+            ),
+            rx.cond(
+                entry["note"] != "",
+                rx.text(entry["note"], size="2", color_scheme="gray", white_space="pre-wrap"),
+            ),
+            spacing="1",
+        ),
+        data_kind=entry["kind"],
+        style={"padding": "0.5rem 0", "border_bottom": "1px solid var(--gray-a4)", "list_style": "none"},
+    )
+
+
+def case_story() -> rx.Component:
+    h = SessionHistoryState
+    return rx.cond(
+        h.timeline.length() > 0,
+        rx.card(
+            rx.vstack(
+                rx.heading("Who held it", size="3", as_="h2"),
+                rx.text(h.chain, aria_label="Chain", size="3", weight="medium"),
+                rx.cond(
+                    h.resolution != "",
+                    rx.callout.root(
+                        rx.callout.icon(rx.icon("circle-check")),
+                        rx.vstack(
+                            rx.text("What fixed it", weight="bold"),
+                            rx.callout.text(h.resolution, white_space="pre-wrap"),
+                            rx.text("Root cause: ", h.root_cause, size="2"),
+                            spacing="1",
+                        ),
+                        color_scheme="green",
+                        width="100%",
+                        aria_label="Resolution",
+                    ),
+                ),
+                rx.el.ol(
+                    rx.foreach(h.timeline, timeline_item),
+                    style={"padding": "0", "margin": "0"},
+                    aria_label="Timeline",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            width="100%",
+        ),
     )
 
 
@@ -363,6 +500,7 @@ def session_history_page() -> rx.Component:
             page_heading(
                 "Handoff history", rx.link("Back to session", href=h.session_href), subtitle=h.summary
             ),
+            case_story(),
             rx.cond(
                 h.rows.length() > 0,
                 rx.card(
@@ -378,6 +516,7 @@ def session_history_page() -> rx.Component:
                                         "Handed off by",
                                         "Claimed by",
                                         "Claimed",
+                                        "Outcome",
                                         "Notes",
                                     )
                                 ]

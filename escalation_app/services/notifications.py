@@ -24,10 +24,11 @@ from sqlmodel import Session
 
 from escalation_app.domain import outbox
 from escalation_app.domain.actors import Actor
+from escalation_app.domain.case_events import root_cause_label
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.integrations import WebhookChannel, account_webhooks, get_integrations
-from escalation_app.domain.models import Account, SessionHandoff, User
+from escalation_app.domain.models import Account, CaseEvent, SessionHandoff, User
 from escalation_app.domain.validation import choice
 from escalation_app.services import email, webhooks
 from escalation_app.settings import get_settings
@@ -96,6 +97,42 @@ def _describe(db: Session, handoff: SessionHandoff) -> _Escalation:
     )
 
 
+def _render(
+    recipient: User,
+    *,
+    subject: str,
+    lead: str,
+    facts: list[tuple[str, str]],
+    link: str,
+    link_text: str,
+    footer: str,
+) -> dict:
+    """One email (subject, plain text, HTML) in the desk's layout."""
+    text = "\n".join(
+        [lead, "", *(f"{k}: {v}" for k, v in facts), "", f"{link_text}: {link}", "", "-- ", footer]
+    )
+    e = html.escape
+    rows = "".join(
+        f'<tr><th align="left" valign="top" style="padding:2px 12px 2px 0">{e(k)}</th>'
+        f'<td style="white-space:pre-wrap">{e(v)}</td></tr>'
+        for k, v in facts
+    )
+    body_html = (
+        '<!doctype html><html><body style="font-family:sans-serif">'
+        f"<p>{e(lead)}</p><table>{rows}</table>"
+        f'<p><a href="{e(link, quote=True)}">{e(link_text)}</a></p>'
+        f'<p style="color:#666;font-size:12px">{e(footer)}</p></body></html>'
+    )
+    return {
+        "to": recipient.email,
+        "to_name": recipient.display_name,
+        "user_id": recipient.id,
+        "subject": subject,
+        "text": text,
+        "html": body_html,
+    }
+
+
 def _email_for(esc: _Escalation, recipient: User) -> dict:
     """Subject, plain text and HTML for one recipient (stored on the delivery record)."""
     targeted_here = esc.target_id is not None and recipient.id == esc.target_id
@@ -114,29 +151,86 @@ def _email_for(esc: _Escalation, recipient: User) -> dict:
         ("Reason", esc.reason),
     ]
     footer = f"You get this because you take escalations for {esc.account_name} in Escalation Desk."
-    text = "\n".join(
-        [lead, "", *(f"{k}: {v}" for k, v in facts), "", f"Open the handoff: {esc.link}", "", "-- ", footer]
+    return _render(
+        recipient,
+        subject=subject,
+        lead=lead,
+        facts=facts,
+        link=esc.link,
+        link_text="Open the handoff",
+        footer=footer,
     )
-    e = html.escape
-    rows = "".join(
-        f'<tr><th align="left" valign="top" style="padding:2px 12px 2px 0">{e(k)}</th>'
-        f'<td style="white-space:pre-wrap">{e(v)}</td></tr>'
-        for k, v in facts
-    )
-    body_html = (
-        '<!doctype html><html><body style="font-family:sans-serif">'
-        f"<p>{e(lead)}</p><table>{rows}</table>"
-        f'<p><a href="{e(esc.link, quote=True)}">Open the handoff</a></p>'
-        f'<p style="color:#666;font-size:12px">{e(footer)}</p></body></html>'
-    )
-    return {
-        "to": recipient.email,
-        "to_name": recipient.display_name,
-        "user_id": recipient.id,
-        "subject": subject,
-        "text": text,
-        "html": body_html,
-    }
+
+
+# --- After the pick-up: resolved, handed back, reassigned ----------------------------
+
+
+def _case_event(db: Session, handoff: SessionHandoff, payload: dict) -> CaseEvent:
+    event = db.get(CaseEvent, payload.get("event_id")) if payload.get("event_id") else None
+    if event is None or event.account_id != handoff.account_id:
+        raise outbox.JobSkipped("Case event no longer exists")
+    return event
+
+
+def _case_email(db: Session, handoff: SessionHandoff, recipient: User, payload: dict) -> dict:
+    esc = _describe(db, handoff)
+    event = _case_event(db, handoff, payload)
+    actor = db.get(User, event.actor_id)
+    who = actor.display_name if actor else "A teammate"
+    base = get_settings().frontend_url
+    footer = f"You get this because you work on this case in Escalation Desk ({esc.account_name})."
+    message = payload.get("message")
+    if message == "resolved":
+        return _render(
+            recipient,
+            subject=f"Fixed: {esc.summary}",
+            lead=f"{who} resolved the session you escalated.",
+            facts=[
+                ("Problem", esc.summary),
+                ("Client", esc.client),
+                ("What fixed it", event.note),
+                ("Root cause", root_cause_label(event.root_cause)),
+            ],
+            link=f"{base}/sessions/{event.session_id}/history",
+            link_text="See the session's history",
+            footer=footer,
+        )
+    if message == "handed_back":
+        return _render(
+            recipient,
+            subject=f"Handed back to you: {esc.summary}",
+            lead=f"{who} handed your session back to you with guidance.",
+            facts=[("Problem", esc.summary), ("Client", esc.client), ("Guidance", event.note)],
+            link=f"{base}/sessions/{event.session_id}",
+            link_text="Open your session",
+            footer=footer,
+        )
+    if message == "reassigned":
+        return _render(
+            recipient,
+            subject=f"Assigned to you: {esc.summary}",
+            lead=f"{who} reassigned an escalation to you.",
+            facts=[
+                ("Problem", esc.summary),
+                ("Client", esc.client),
+                ("Priority", esc.priority),
+                ("Escalated by", esc.escalator),
+                ("Note", event.note or "None."),
+            ],
+            link=esc.link,
+            link_text="Open the handoff",
+            footer=footer,
+        )
+    raise outbox.JobRefused(f"Unknown email message {message!r}")
+
+
+# Which message an email job sends (its payload's "message"; escalation when absent).
+EMAIL_RENDERERS = {
+    "escalation": lambda db, handoff, user, payload: _email_for(_describe(db, handoff), user),
+    "resolved": _case_email,
+    "handed_back": _case_email,
+    "reassigned": _case_email,
+}
 
 
 def _chat_for(esc: _Escalation) -> webhooks.ChatMessage:
@@ -164,11 +258,16 @@ def _email_content(db: Session, job: outbox.JobView) -> dict:
     user = db.get(User, job.payload.get("user_id"))
     if user is None or user.account_id != handoff.account_id:
         raise outbox.JobSkipped("Recipient no longer exists")
-    return _email_for(_describe(db, handoff), user)
+    renderer = EMAIL_RENDERERS.get(str(job.payload.get("message") or "escalation"))
+    if renderer is None:
+        raise outbox.JobRefused(f"Unknown email message {job.payload.get('message')!r}")
+    return renderer(db, handoff, user, job.payload)
 
 
 async def run_email_job(job: outbox.JobView, engine: Engine | None = None) -> str:
-    """Send one escalation email. Skipped without SMTP; a refused recipient is not retried."""
+    """Send one email (the escalation, or a case message: resolved, handed back, reassigned).
+
+    Skipped without SMTP; a refused recipient is not retried."""
     smtp = email.SmtpConfig.from_settings(get_settings())
     if smtp is None:
         raise outbox.JobSkipped(email.NOT_CONFIGURED)

@@ -66,7 +66,10 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "escalation-desk:live"
 CREATED, CLAIMED, ASSESSED = "created", "claimed", "assessed"
-QUEUE_KINDS = {CREATED, CLAIMED}
+# After the pick-up: a handoff ended, was released or reassigned (queues and its screens
+# update); bell entries were written for the signal's `user_ids` (their bells update).
+UPDATED, NOTIFIED = "updated", "notified"
+QUEUE_KINDS = {CREATED, CLAIMED, UPDATED}
 PUSH_WAIT_SECONDS = 5.0
 # A push whose read failed is tried again after these waits (the last one repeats),
 # for as long as its room has members.
@@ -472,11 +475,14 @@ class LiveHub:
             pushes += [
                 (self._push_queue, (scope, sids)) for scope, sids in self._scopes_of(account_id).items()
             ]
-        if kind in (CLAIMED, ASSESSED):
+        if kind in (CLAIMED, ASSESSED, UPDATED):
             tick = {views.handoff: {field("live_tick"): next(_ticks)}}
             pushes.append((self._emit, (handoff_room(handoff_id), tick)))
         if kind == CREATED:
             pushes.append((self._push_bells, (account_id, handoff_id)))
+        if kind == NOTIFIED:
+            user_ids = tuple(int(u) for u in signal.get("user_ids") or ())
+            pushes.append((self._push_bells, (account_id, handoff_id, user_ids)))
         # In order, and one failing (a team's read, say) does not keep the others back.
         for push, args in pushes:
             try:
@@ -523,13 +529,13 @@ class LiveHub:
             view = {field("cards"): [card_view(c) for c in cards], field("loaded"): True}
             await self._emit(scope.room, {views.queue: view})
 
-    async def _push_bells(self, account_id: int, handoff_id: str) -> None:
+    async def _push_bells(self, account_id: int, handoff_id: str, user_ids: tuple[int, ...] = ()) -> None:
         followed: defaultdict[int, list[str]] = defaultdict(list)
         for sid, tab in self.tabs.items():
             followed[tab.user_id].append(sid)
         if not followed:
             return
-        for user_id in await asyncio.to_thread(_notified, account_id, handoff_id):
+        for user_id in user_ids or await asyncio.to_thread(_notified, account_id, handoff_id):
             if user_id not in followed:
                 continue
             async with _in_turn(self._bell_locks[user_id], user_room(user_id)):
@@ -603,7 +609,9 @@ def _redis():
     return get_redis()
 
 
-async def publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> None:
+async def publish(
+    account_id: int, kind: str, handoff_id: uuid.UUID | str, user_ids: list[int] | None = None
+) -> None:
     """Tell every worker about a committed change. Raises if it could not be handed on.
 
     With Redis, the signal goes on the channel every worker listens to; if that fails
@@ -613,6 +621,8 @@ async def publish(account_id: int, kind: str, handoff_id: uuid.UUID | str) -> No
     """
     global _publisher
     signal = {"account_id": int(account_id), "kind": kind, "handoff_id": str(handoff_id)}
+    if user_ids:
+        signal["user_ids"] = [int(u) for u in user_ids]
     if _publisher is None:
         _publisher = _redis() or False
     if _publisher is False:
@@ -632,7 +642,12 @@ async def run_live_job(job: outbox.JobView, engine=None) -> str:
     """The outbox job of a live push (`domain.effects.live`)."""
     if job.account_id is None:
         raise outbox.JobSkipped("No account")
-    await publish(job.account_id, str(job.payload.get("event")), str(job.payload.get("handoff_id")))
+    await publish(
+        job.account_id,
+        str(job.payload.get("event")),
+        str(job.payload.get("handoff_id")),
+        job.payload.get("user_ids"),
+    )
     return "published"
 
 

@@ -32,6 +32,11 @@ class AnalyticsState(AppState):
     per_engineer: list[dict[str, Any]] = []
     per_domain: list[dict[str, Any]] = []
     top_claimers: list[dict[str, Any]] = []
+    resolves: int = 0
+    resolve_p50: str = "—"
+    resolve_p90: str = "—"
+    casework_per_engineer: list[dict[str, Any]] = []
+    per_root_cause: list[dict[str, Any]] = []
 
     @rx.event
     async def load(self):
@@ -59,4 +64,9 @@ class AnalyticsState(AppState):
         self.per_engineer = a.per_engineer
         self.per_domain = a.per_domain
         self.top_claimers = a.top_claimers
+        self.resolves = a.resolves_after_claim
+        self.resolve_p50 = _duration(a.resolve_p50_seconds)
+        self.resolve_p90 = _duration(a.resolve_p90_seconds)
+        self.casework_per_engineer = a.casework_per_engineer
+        self.per_root_cause = a.per_root_cause
         self.loaded = True

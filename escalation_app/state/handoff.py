@@ -7,13 +7,17 @@ import contextlib
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.domain import casework
 from escalation_app.domain import handoffs as handoff_rules
+from escalation_app.domain import support_sessions as session_rules
+from escalation_app.domain import users as user_rules
 from escalation_app.domain.assessments import (
     OFFLINE_LABEL,
     assessment_panel,
     reset_for_retry,
     toggle_checked_step,
 )
+from escalation_app.domain.case_events import ROOT_CAUSE_LABELS, root_cause_label
 from escalation_app.domain.deliveries import delivery_summary
 from escalation_app.domain.deliveries import retry_delivery as retry_delivery_rule
 from escalation_app.domain.errors import AlreadyClaimed, NotFound
@@ -66,6 +70,22 @@ class HandoffState(AppState):
     ai_start_here: str = ""
 
     claimed_by_me: bool = False
+    # After the pick-up (`domain.casework`): who owns and who works the session now.
+    session_pk: int = 0
+    owner_name: str = ""
+    assignee_name: str = ""
+    # How this handoff ended ("resolved", "handed_back", "escalated_on"; "" while open).
+    outcome: str = ""
+    session_status: str = ""
+    resolution: str = ""
+    root_cause: str = ""
+    # The claimer working it: this screen is their working view (Add step, the actions).
+    is_assignee: bool = False
+    can_reassign: bool = False
+    teammates: list[dict[str, str]] = []
+    reassign_choices: list[dict[str, str]] = []
+    open_dialog: str = ""
+    working: bool = False
     # Managers only: what the notifications did ("Notified: 4 by email, Slack ✓").
     delivery_text: str = ""
     psa_line: str = ""
@@ -78,6 +98,18 @@ class HandoffState(AppState):
     @rx.var
     def offline_label(self) -> str:
         return OFFLINE_LABEL
+
+    @rx.var
+    def root_causes(self) -> list[dict[str, str]]:
+        return [{"value": value, "label": label} for value, label in ROOT_CAUSE_LABELS.items()]
+
+    @rx.var
+    def outcome_text(self) -> str:
+        return {
+            "resolved": "Resolved",
+            "handed_back": "Handed back to " + self.owner_name,
+            "escalated_on": "Escalated onward",
+        }.get(self.outcome, "")
 
     def _route_handoff_id(self) -> str:
         return path_part(self.router.url.path, 1)
@@ -114,8 +146,22 @@ class HandoffState(AppState):
         self.claimed_at = h.claimed_at.isoformat() if h.claimed_at else ""
         self.claimed_by_me = h.claimed_by_id == actor.id
         self.can_pick_up = (
-            h.claimed_by_id is None and actor.can_work_handoffs and h.handed_off_by_id != actor.id
+            h.claimed_by_id is None
+            and h.outcome is None
+            and actor.can_work_handoffs
+            and h.handed_off_by_id != actor.id
+            and s.owner_id != actor.id
         )
+        self.session_pk = s.id
+        self.owner_name = detail.owner_name
+        self.assignee_name = detail.assignee_name or ""
+        self.outcome = h.outcome or ""
+        self.session_status = s.status
+        self.resolution = s.resolution or "" if h.outcome == "resolved" else ""
+        self.root_cause = root_cause_label(s.root_cause) if h.outcome == "resolved" else ""
+        worked = h.outcome is None and h.claimed_by_id is not None and s.assignee_id == h.claimed_by_id
+        self.is_assignee = worked and s.assignee_id == actor.id
+        self.can_reassign = worked and actor.is_manager
         self._show_assessment(h)
 
     def _show_assessment(self, h) -> None:
@@ -140,6 +186,18 @@ class HandoffState(AppState):
         handoff_id = self._route_handoff_id()
         detail = await run_db(handoff_rules.get_handoff_detail, actor=actor, handoff_id=handoff_id)
         self._show(detail, actor)
+        if self.is_assignee or self.can_reassign:
+            mates = await run_db(user_rules.list_teammates, actor=actor)
+            self.teammates = [
+                {"id": str(m.id), "name": m.display_name} for m in mates if m.id != detail.session.owner_id
+            ]
+            self.reassign_choices = [
+                {"id": str(m.id), "name": m.display_name}
+                for m in await run_db(casework.reassign_choices, actor=actor, handoff_id=handoff_id)
+            ]
+        else:
+            self.teammates = []
+            self.reassign_choices = []
         self.psa_line = await run_db(psa_status_line, actor=actor, handoff_id=handoff_id)
         if actor.is_manager:
             summary = await run_db(delivery_summary, actor=actor, handoff_id=handoff_id)
@@ -254,3 +312,104 @@ class HandoffState(AppState):
         if action.failed:
             return action.failure
         return rx.toast.info("Sending again")
+
+    # ------------------------------------------------------------------ after the pick-up
+
+    @rx.event
+    def toggle_dialog(self, name: str, is_open: bool):
+        """Open or close one of the working view's dialogs ("resolve", "handback", "onward",
+        "release", "reassign")."""
+        if not is_open:
+            self.open_dialog = ""
+        elif name in ("resolve", "handback", "onward", "release", "reassign"):
+            self.open_dialog = name
+
+    async def _casework(self, fn, *, doing: str, done: str, **kwargs):
+        """Run one transition on this screen's session; on success close the dialog and re-read."""
+        self.working = True
+        async with self._domain_action(busy="working", doing=doing) as action:
+            yield
+            session_id = await action.run(casework.session_of_handoff, handoff_id=self._route_handoff_id())
+            await action.run(fn, session_id=session_id, **kwargs)
+            self.open_dialog = ""
+            await self._reload(action.actor)
+        if action.failed:
+            # Someone else's change came first: show what is true now.
+            with contextlib.suppress(Exception):
+                actor = await self._actor()
+                if actor is not None:
+                    await self._reload(actor)
+            yield action.failure
+            return
+        yield rx.toast.success(done)
+
+    @rx.event
+    async def add_step(self, form_data: dict):
+        async with self._domain_action() as action:
+            session_id = await action.run(casework.session_of_handoff, handoff_id=self._route_handoff_id())
+            await action.run(
+                session_rules.add_step,
+                session_id=session_id,
+                tried=str(form_data.get("tried", "")),
+                result=str(form_data.get("result", "")),
+            )
+            await self._reload(action.actor)
+        if action.failed:
+            return action.failure
+        return [rx.set_value("tried", ""), rx.set_value("result", ""), rx.toast.success("Step added")]
+
+    @rx.event
+    async def resolve(self, form_data: dict):
+        async for update in self._casework(
+            casework.resolve_case,
+            doing="resolve it",
+            done="Resolved — the escalating engineer has been told",
+            fix=str(form_data.get("fix", "")),
+            root_cause=str(form_data.get("root_cause", "")),
+        ):
+            yield update
+
+    @rx.event
+    async def hand_back(self, form_data: dict):
+        async for update in self._casework(
+            casework.hand_back,
+            doing="hand it back",
+            done=f"Handed back to {self.owner_name}",
+            guidance=str(form_data.get("guidance", "")),
+        ):
+            yield update
+
+    @rx.event
+    async def release(self, form_data: dict):
+        async for update in self._casework(
+            casework.release,
+            doing="release it",
+            done="Released — it is back in the queue",
+            reason=str(form_data.get("reason", "")),
+        ):
+            yield update
+
+    @rx.event
+    async def reassign(self, form_data: dict):
+        async for update in self._casework(
+            casework.reassign,
+            doing="reassign it",
+            done="Reassigned",
+            to_user_id=str(form_data.get("to_user_id", "")),
+            note=str(form_data.get("note", "")),
+        ):
+            yield update
+
+    @rx.event
+    async def escalate_onward(self, form_data: dict):
+        target = str(form_data.get("target_user_id", "") or "")
+        async for update in self._casework(
+            handoff_rules.create_handoff,
+            doing="escalate it",
+            done="Escalated onward — your team has been notified",
+            intent="escalate",
+            notes=str(form_data.get("notes", "")),
+            priority=str(form_data.get("priority", "") or "normal"),
+            target_user_id=None if target in ("", "team") else target,
+        ):
+            yield update

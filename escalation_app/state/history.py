@@ -9,11 +9,15 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import history as history_rules
+from escalation_app.domain.case_events import root_cause_label
 from escalation_app.domain.errors import InvalidInput
 from escalation_app.domain.history import HistoryFilters
 from escalation_app.state.base import AppState, run_db
 
 FILTER_KEYS = ("from", "to", "by", "claimer", "intent", "priority", "claimed", "q")
+
+
+OUTCOME_LABELS = {"resolved": "Resolved", "handed_back": "Handed back", "escalated_on": "Escalated onward"}
 
 
 def history_url(query: dict[str, str]) -> str:
@@ -92,6 +96,8 @@ class HistoryState(AppState):
                 else "—",
                 "confidence": r.ai_confidence or "—",
                 "status": r.session_status,
+                "outcome": OUTCOME_LABELS.get(r.outcome or "", "—"),
+                "root_cause": root_cause_label(r.root_cause) or "",
             }
             for r in found.rows
         ]

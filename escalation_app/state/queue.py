@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import handoffs as handoff_rules
+from escalation_app.domain.errors import AlreadyClaimed
 from escalation_app.domain.handoffs import card_view
 from escalation_app.services import realtime
 from escalation_app.state.base import AppState, run_db
@@ -20,6 +23,8 @@ class QueueState(AppState):
     viewing: list[dict[str, str]] = []
     loaded: bool = False
     claiming_id: str = ""
+    # After a lost Pick up: the best next unclaimed escalation for this person, highlighted.
+    best_next_id: str = ""
 
     async def _read(self, actor) -> None:
         queue = await run_db(handoff_rules.get_queue, actor=actor)
@@ -37,6 +42,7 @@ class QueueState(AppState):
         # A Pick up that never finished (a worker that died mid-click) must not leave its
         # button spinning after a reload.
         self.claiming_id = ""
+        self.best_next_id = ""
         async with self._domain_action(doing="load the queue", reading=True) as action:
             if (actor := await self._page_actor()) is None:
                 await self._follow_live(None)
@@ -57,9 +63,19 @@ class QueueState(AppState):
         self.claiming_id = handoff_id
         async with self._domain_action(busy="claiming_id", doing="pick this up") as action:
             yield
-            result = await action.run(handoff_rules.claim_handoff, handoff_id=handoff_id)
+            try:
+                result = await action.run(handoff_rules.claim_handoff, handoff_id=handoff_id)
+            except AlreadyClaimed:
+                # Not empty-handed: point at the best card left for them (if that read
+                # fails, the toast still says who won).
+                self.best_next_id = ""
+                with contextlib.suppress(Exception):
+                    best = await run_db(handoff_rules.next_best_card, actor=action.actor)
+                    self.best_next_id = best.id if best is not None and best.id != handoff_id else ""
+                raise
         if action.failed:
             # Lost to someone else: the winner's claim push takes the card out of this queue.
             yield action.failure
             return
+        self.best_next_id = ""
         yield rx.redirect(routes.handoff(str(result.handoff.id)))

@@ -5,13 +5,18 @@ from __future__ import annotations
 import reflex as rx
 
 from escalation_app import routes
+from escalation_app.domain import case_events, casework
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
+from escalation_app.domain.case_events import ROOT_CAUSE_LABELS, root_cause_label
 from escalation_app.domain.errors import NotFound
+from escalation_app.domain.models import User
 from escalation_app.services import timing
 from escalation_app.state.base import AppState, parse_id, path_part, run_db
 
+INTENT_LABELS = {"park": "Parked", "escalate": "Escalated", "handback": "Handed back"}
+OUTCOME_LABELS = {"resolved": "Resolved", "handed_back": "Handed back", "escalated_on": "Escalated onward"}
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
 
 
@@ -118,7 +123,21 @@ class SessionDetailState(AppState):
     teammates: list[dict[str, str]] = []
     escalate_open: bool = False
     park_open: bool = False
+    resolve_open: bool = False
     busy: bool = False
+    # After the pick-up: who works it besides its owner, the hand-back guidance, the fix.
+    is_owner: bool = True
+    owner_name: str = ""
+    assignee_name: str = ""
+    guidance: str = ""
+    guidance_by: str = ""
+    guidance_at: str = ""
+    resolution: str = ""
+    root_cause: str = ""
+
+    @rx.var
+    def root_causes(self) -> list[dict[str, str]]:
+        return [{"value": value, "label": label} for value, label in ROOT_CAUSE_LABELS.items()]
 
     @rx.var
     def status_label(self) -> str:
@@ -134,6 +153,8 @@ class SessionDetailState(AppState):
             return "Resolved sessions cannot be escalated."
         if self.status == "escalated":
             return "Already escalated and waiting for a senior."
+        if self.is_owner and self.assignee_name:
+            return f"{self.assignee_name} is working on it now."
         return ""
 
     @rx.var
@@ -142,6 +163,10 @@ class SessionDetailState(AppState):
             return "Resolved sessions cannot be parked."
         if self.status == "escalated":
             return "Escalated sessions wait for a senior; they cannot be parked."
+        if not self.is_owner:
+            return "Only the session's owner can park it."
+        if self.assignee_name:
+            return f"{self.assignee_name} is working on it now."
         return ""
 
     def _route_session_id(self) -> int:
@@ -151,12 +176,17 @@ class SessionDetailState(AppState):
         session_id = self._route_session_id()
 
         def read(db, actor):
-            support_session = session_rules.get_own_session(db=db, actor=actor, session_id=session_id)
+            support_session = session_rules.get_worked_session(db=db, actor=actor, session_id=session_id)
             steps = session_rules.list_steps(db=db, session_id=session_id)
             mates = user_rules.list_teammates(db=db, actor=actor)
-            return support_session, steps, mates
+            names = dict.fromkeys((support_session.owner_id, support_session.assignee_id))
+            for user_id in names:
+                user = db.get(User, user_id) if user_id else None
+                names[user_id] = user.display_name if user else ""
+            guidance = case_events.current_guidance(db, support_session)
+            return support_session, steps, mates, names, guidance
 
-        support_session, steps, mates = await run_db(read, actor=actor)
+        support_session, steps, mates, names, guidance = await run_db(read, actor=actor)
         self.found = True
         self.session_pk = support_session.id
         self.summary = support_session.problem_summary
@@ -172,7 +202,19 @@ class SessionDetailState(AppState):
             if getattr(self, f"steps_{index}") != chunk:
                 setattr(self, f"steps_{index}", chunk)
         self.step_count = min(len(steps), session_rules.STEPS_MAX)
-        self.teammates = [{"id": str(m.id), "name": m.display_name} for m in mates]
+        self.teammates = [
+            {"id": str(m.id), "name": m.display_name} for m in mates if m.id != support_session.owner_id
+        ]
+        self.is_owner = support_session.owner_id == actor.id
+        self.owner_name = names.get(support_session.owner_id) or ""
+        self.assignee_name = (
+            names.get(support_session.assignee_id) or "" if support_session.assignee_id else ""
+        )
+        self.guidance = guidance.text if guidance else ""
+        self.guidance_by = guidance.by_name if guidance else ""
+        self.guidance_at = guidance.created_at.isoformat() if guidance else ""
+        self.resolution = support_session.resolution or ""
+        self.root_cause = root_cause_label(support_session.root_cause)
 
     @rx.event
     async def load(self):
@@ -219,13 +261,26 @@ class SessionDetailState(AppState):
         return [rx.set_value("tried", ""), rx.set_value("result", ""), rx.toast.success("Step added")]
 
     @rx.event
-    async def resolve(self):
-        async with self._domain_action() as action:
-            await action.run(session_rules.resolve_session, session_id=self._route_session_id())
+    def set_resolve_open(self, value: bool):
+        self.resolve_open = value
+
+    @rx.event
+    async def resolve(self, form_data: dict):
+        self.busy = True
+        async with self._domain_action(busy="busy", doing="resolve it") as action:
+            yield
+            await action.run(
+                casework.resolve_case,
+                session_id=self._route_session_id(),
+                fix=str(form_data.get("fix", "")),
+                root_cause=str(form_data.get("root_cause", "")),
+            )
             await self._reload(action.actor)
         if action.failed:
-            return action.failure
-        return rx.toast.success("Session resolved")
+            yield action.failure
+            return
+        self.resolve_open = False
+        yield rx.toast.success("Session resolved")
 
     async def _hand_off(self, intent: str, form_data: dict):
         timing.stamp("click-start", path=self.router.url.path)
@@ -253,6 +308,8 @@ class SessionDetailState(AppState):
         self.status = "escalated" if intent == "escalate" else "paused"
         self.handoff_count += 1
         timing.stamp("click-answer", path=self.router.url.path)
+        self.guidance = ""
+        self.assignee_name = ""
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
@@ -277,6 +334,11 @@ class SessionHistoryState(AppState):
     summary: str = ""
     session_href: str = ""
     rows: list[dict[str, str]] = []
+    # Who held the case, in order: "Alex Kim → Riley Chen → Morgan Lee".
+    chain: str = ""
+    timeline: list[dict[str, str]] = []
+    resolution: str = ""
+    root_cause: str = ""
 
     @rx.event
     async def load(self):
@@ -291,11 +353,15 @@ class SessionHistoryState(AppState):
                     support_session = handoff_rules.get_readable_session(
                         db=db, actor=actor, session_id=session_id
                     )
-                    return support_session, handoff_rules.list_handoffs(
-                        db=db, actor=actor, session_id=session_id
+                    entries = case_events.timeline(db, support_session)
+                    return (
+                        support_session,
+                        handoff_rules.list_handoffs(db=db, actor=actor, session_id=session_id),
+                        entries,
+                        case_events.chain(db, support_session, entries),
                     )
 
-                support_session, rows = await run_db(read, actor=actor)
+                support_session, rows, entries, chain = await run_db(read, actor=actor)
             except NotFound:
                 self.found = False
                 self.loaded = True
@@ -316,7 +382,23 @@ class SessionHistoryState(AppState):
                 "created_at": r.created_at.isoformat(),
                 "claimed_at": r.claimed_at.isoformat() if r.claimed_at else "",
                 "href": routes.handoff(r.id),
+                "intent_label": INTENT_LABELS.get(r.intent, r.intent),
+                "outcome": OUTCOME_LABELS.get(r.outcome or "", "Open"),
+                "to": r.target_name or "",
             }
             for r in rows
         ]
+        self.chain = " → ".join(chain)
+        self.timeline = [
+            {
+                "kind": e.kind,
+                "text": e.text,
+                "note": e.note,
+                "created_at": e.created_at.isoformat(),
+                "href": routes.handoff(e.handoff_id) if e.handoff_id else "",
+            }
+            for e in entries
+        ]
+        self.resolution = support_session.resolution or ""
+        self.root_cause = root_cause_label(support_session.root_cause)
         self.loaded = True

@@ -4,6 +4,7 @@ window-function equivalent must agree)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from escalation_app.domain.demo_history import MARKER_EMAIL, load_demo_history
 from escalation_app.domain.errors import PermissionDenied
 from escalation_app.domain.history import HistoryFilters, list_history
 from escalation_app.domain.models import (
+    CaseEvent,
     Notification,
     OutboxJob,
     SessionHandoff,
@@ -286,14 +288,35 @@ def test_demo_history_is_realistic_idempotent_and_northwind_only(engine, db):
     assert len(history) >= 250
     assert min(h.created_at for h in history) >= NOW - timedelta(days=91)
     assert {h.priority for h in history} == {"low", "normal", "high", "urgent"}
-    assert {h.intent for h in history} == {"park", "escalate"}
-    claimed = [h for h in history if h.claimed_by_id is not None]
+    assert {h.intent for h in history} == {"park", "escalate", "handback"}
+    # After the pick-up: most fixed with a root cause, some handed back, some sent onward.
+    outcomes = Counter(h.outcome for h in history)
+    assert outcomes["resolved"] > 100 and outcomes["handed_back"] >= 5 and outcomes["escalated_on"] >= 5
+    kinds = Counter(db.exec(select(CaseEvent.kind).where(CaseEvent.account_id == northwind)).all())
+    assert kinds["resolved"] == outcomes["resolved"]
+    assert kinds["handed_back"] == outcomes["handed_back"]
+    assert kinds["escalated_on"] == outcomes["escalated_on"]
+    # A hand-back is the owner's the moment it is made: it never waits for a claim.
+    handbacks = [h for h in history if h.intent == "handback"]
+    assert all(h.claimed_at == h.created_at and h.claimed_by_id != h.handed_off_by_id for h in handbacks)
+    claimed = [h for h in history if h.claimed_by_id is not None and h.intent != "handback"]
     assert all(h.claimed_by_id != h.handed_off_by_id for h in claimed)
     assert all(h.claimed_at > h.created_at for h in claimed)
     assert all(h.claimed_at <= NOW for h in claimed)
     waits = sorted((h.claimed_at - h.created_at).total_seconds() for h in claimed)
     assert waits[0] < 15 * 60 and waits[-1] > 3 * 3600  # minutes to hours
-    assert len({h.handed_off_by_id for h in history}) == 4  # alex, sam and two new engineers
+    # Alex, Sam and two new engineers hand off their own sessions; the seniors who hand
+    # back or escalate onward hand off sessions they work for someone else.
+    owners_handing_off = db.exec(
+        select(SessionHandoff.handed_off_by_id)
+        .join(SupportSession, SupportSession.id == SessionHandoff.session_id)
+        .where(
+            SessionHandoff.account_id == northwind,
+            SupportSession.owner_id == SessionHandoff.handed_off_by_id,
+            SessionHandoff.created_at < NOW - timedelta(hours=1),
+        )
+    ).all()
+    assert len(set(owners_handing_off)) == 4
     assert db.exec(select(User).where(User.email == MARKER_EMAIL)).one().account_id == northwind
     steps = db.exec(
         select(func.count())
@@ -310,6 +333,10 @@ def test_demo_history_is_realistic_idempotent_and_northwind_only(engine, db):
     a = escalation_analytics(db=db, actor=world.actor("morgan"), now=NOW)
     assert a.escalations_this_week > 5 and a.claim_p50_seconds_this_week > 0
     assert sum(row["total"] for row in a.per_day) > 50
+    assert a.resolves_after_claim > 20 and a.resolve_p50_seconds > 0
+    assert sum(row["count"] for row in a.per_root_cause) == a.resolves_after_claim
+    assert {row["label"] for row in a.per_root_cause} >= {"Configuration", "Hardware failure"}
+    assert sum(row["hand_backs"] + row["onward"] for row in a.casework_per_engineer) > 0
     page = list_history(db=db, actor=world.actor("morgan"), filters=HistoryFilters())
     assert page.total == len(handoffs) and page.page_count > 1
 

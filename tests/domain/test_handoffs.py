@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlmodel import select
 
+from escalation_app.domain.casework import hand_back
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import (
     claim_handoff,
@@ -16,8 +17,7 @@ from escalation_app.domain.handoffs import (
     list_handoffs,
 )
 from escalation_app.domain.models import Notification, SessionHandoff, SupportSession
-from escalation_app.domain.support_sessions import resolve_session
-from tests.factories import World
+from tests.factories import World, resolve_session
 
 
 @pytest.fixture
@@ -246,10 +246,14 @@ def test_list_handoffs_newest_first_with_names(world):
     alex, riley = world.actor("alex"), world.actor("riley")
     park = create_handoff(db=world.db, actor=alex, session_id=sid, intent="park")
     claim_handoff(db=world.db, actor=riley, handoff_id=park.id)
+    # While Riley works it, it is Riley's to hand back before Alex escalates again.
+    handback = hand_back(db=world.db, actor=riley, session_id=sid, guidance="Check the MX record")
     escalation = create_handoff(db=world.db, actor=alex, session_id=sid, intent="escalate", priority="urgent")
     rows = list_handoffs(db=world.db, actor=world.actor("morgan"), session_id=sid)
-    assert [r.id for r in rows] == [str(escalation.id), str(park.id)]
-    assert rows[1].claimed_by_name == "Riley Chen" and rows[1].claimed_at is not None
+    assert [r.id for r in rows] == [str(escalation.id), str(handback.id), str(park.id)]
+    assert rows[1].intent == "handback" and rows[1].handed_off_by_name == "Riley Chen"
+    assert rows[2].claimed_by_name == "Riley Chen" and rows[2].claimed_at is not None
+    assert rows[2].outcome == "handed_back"
     assert rows[0].claimed_by_name is None and rows[0].priority == "urgent"
     with pytest.raises(NotFound):
         list_handoffs(db=world.db, actor=world.actor("jordan"), session_id=sid)

@@ -362,6 +362,11 @@ def test_csv_export_has_header_and_every_matching_row(world, data, monkeypatch):
         "time_to_claim_seconds": "7200",
         "ai_confidence": "low",
         "session_status": "active",
+        "outcome": "",
+        "outcome_at": "",
+        "time_to_resolve_seconds": "",
+        "root_cause": "",
+        "what_fixed_it": "",
     }
     assert record["session_id"].isdigit()
     unclaimed = rows[1 + "gfedcba".index("a")]
@@ -431,7 +436,7 @@ def test_parse_filters_and_back_to_the_url():
         ({"from": "yesterday"}, "From date must be a date like 2026-01-31."),
         ({"to": "2026-02-30"}, "To date must be a date like 2026-01-31."),
         ({"from": "2026-03-02", "to": "2026-03-01"}, "From date must be on or before the to date."),
-        ({"intent": "panic"}, "Intent must be one of: park, escalate."),
+        ({"intent": "panic"}, "Intent must be one of: park, escalate, handback."),
         ({"priority": "asap"}, "Priority must be one of: low, normal, high, urgent."),
         ({"claimed": "maybe"}, "Claimed must be one of: claimed, unclaimed."),
         ({"by": "alex"}, "Handed off by must be a person from the list."),

@@ -10,9 +10,8 @@ from escalation_app.domain.support_sessions import (
     create_session,
     list_own_sessions,
     list_steps,
-    resolve_session,
 )
-from tests.factories import World
+from tests.factories import World, resolve_session
 
 
 @pytest.fixture

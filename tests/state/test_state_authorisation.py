@@ -208,7 +208,12 @@ ACTIONS: dict[str, Action] = {
         lambda i: f"/sessions/{i.alex_session}",
         lambda i: {"form_data": {"tried": "Rebooted", "result": "No change"}},
     ),
-    "session.resolve": (SessionDetailState, "resolve", lambda i: f"/sessions/{i.alex_session}", lambda i: {}),
+    "session.resolve": (
+        SessionDetailState,
+        "resolve",
+        lambda i: f"/sessions/{i.alex_session}",
+        lambda i: {"form_data": {"fix": "Rebooted the router", "root_cause": "hardware"}},
+    ),
     "sessions.create": (
         SessionsState,
         "create",

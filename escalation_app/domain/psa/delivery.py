@@ -21,12 +21,14 @@ from sqlmodel import Session, col, select
 
 from escalation_app.domain import outbox
 from escalation_app.domain.actors import Actor
+from escalation_app.domain.case_events import root_cause_label
 from escalation_app.domain.errors import InvalidInput, NotFound
 from escalation_app.domain.handoffs import parse_handoff_id
 from escalation_app.domain.integrations import integration_row
 from escalation_app.domain.models import (
     AccountIntegration,
     AIStatus,
+    CaseEvent,
     HandoffIntent,
     JobStatus,
     OutboxJob,
@@ -36,12 +38,24 @@ from escalation_app.domain.models import (
     User,
 )
 from escalation_app.domain.psa.connection import PsaCredentials, PsaSecretUnreadable, load_psa_credentials
-from escalation_app.domain.psa.notes import _ticket_label, claim_note, escalation_note, ticket_number
+from escalation_app.domain.psa.notes import (
+    _ticket_label,
+    case_note,
+    claim_note,
+    escalation_note,
+    ticket_number,
+)
 from escalation_app.domain.types import utcnow
 from escalation_app.settings import get_settings
 
 KIND_PSA_ESCALATION = "escalation"
 KIND_PSA_CLAIM = "claim"
+# After the pick-up (`domain.casework`): one note per transition.
+KIND_PSA_HANDBACK = "handback"
+KIND_PSA_REASSIGNED = "reassigned"
+KIND_PSA_RESOLVED = "resolved"
+KIND_PSA_RELEASED = "released"
+CASE_NOTES = (KIND_PSA_HANDBACK, KIND_PSA_REASSIGNED, KIND_PSA_RESOLVED, KIND_PSA_RELEASED)
 
 # How long past the AI time budget an escalation note waits for the summary before
 # it is posted without one.
@@ -50,6 +64,8 @@ AI_WAIT_MARGIN = timedelta(seconds=30)
 CLAIM_RECHECK = timedelta(seconds=2)
 
 NO_CONNECTION = "PSA connection no longer configured"
+# The reason, guidance or fix a case note quotes (the note itself is bounded again).
+NOTE_FIELD_MAX = 2000
 
 
 def escalation_key(handoff_id: uuid.UUID) -> str:
@@ -158,6 +174,27 @@ def enqueue_claim_note(db: Session, handoff: SessionHandoff, claimer_name: str, 
     _enqueue_note(db, handoff, KIND_PSA_CLAIM, claim_key(handoff.id), now, claimer_name=name)
 
 
+def enqueue_case_note(
+    db: Session,
+    handoff: SessionHandoff,
+    note: str,
+    event: CaseEvent,
+    *,
+    now: datetime,
+    name: str | None = None,
+) -> None:
+    """In a transition's transaction: "Handed back to …", "Reassigned to …", "Resolved: …" or
+    "Released to the queue …" on the escalation's ticket (one note per transition)."""
+    if note not in CASE_NOTES:
+        raise ValueError(f"unknown PSA note {note!r}")
+    extra: dict[str, object] = {"event_id": event.id, "text_note": event.note[:NOTE_FIELD_MAX]}
+    if name:
+        extra["name"] = " ".join(name.split())[:120]
+    if event.root_cause:
+        extra["root_cause"] = event.root_cause
+    _enqueue_note(db, handoff, note, f"psa:{note}:{event.id}", now, **extra)
+
+
 def release_escalation_note(db: Session, handoff_id: uuid.UUID) -> None:
     """In the assessment's transaction: the waiting escalation note goes out now, with the summary.
 
@@ -169,9 +206,17 @@ def release_escalation_note(db: Session, handoff_id: uuid.UUID) -> None:
 
 
 def _note_text(db: Session, job: outbox.JobView, handoff: SessionHandoff) -> str:
-    if job.payload.get("note") == KIND_PSA_CLAIM:
+    kind = job.payload.get("note")
+    if kind == KIND_PSA_CLAIM:
         name = job.payload.get("claimer_name") or _name(db, handoff.claimed_by_id)
         return claim_note(name or "")
+    if kind in CASE_NOTES:
+        return case_note(
+            kind,
+            name=str(job.payload.get("name") or ""),
+            text=str(job.payload.get("text_note") or ""),
+            root_cause=root_cause_label(job.payload.get("root_cause")),
+        )
     snapshot = handoff.snapshot if isinstance(handoff.snapshot, dict) else {}
     steps = snapshot.get("steps")
     if not isinstance(steps, list):
@@ -204,7 +249,7 @@ def prepare_note(db: Session, job: outbox.JobView, *, now: datetime | None = Non
     handoff = db.get(SessionHandoff, job.handoff_id) if job.handoff_id else None
     if handoff is None:
         raise outbox.JobSkipped("Handoff no longer exists")
-    if job.payload.get("note") == KIND_PSA_CLAIM:
+    if job.payload.get("note") != KIND_PSA_ESCALATION:
         first = outbox.find(db, escalation_key(handoff.id))
         if first is not None and first.status in (JobStatus.PENDING, JobStatus.RUNNING):
             raise outbox.JobWaits(max(first.run_at, now) + CLAIM_RECHECK, "waits for the escalation note")

@@ -87,6 +87,25 @@ def claim_note(claimer_name: str) -> str:
     return f"Picked up by {' '.join(str(claimer_name or '').split()) or 'a teammate'}"
 
 
+CASE_NOTE_TEXT_MAX = 1500
+
+
+def case_note(kind: str, *, name: str = "", text: str = "", root_cause: str = "") -> str:
+    """The note of a transition after the pick-up (`delivery.CASE_NOTES`). Plain text, bounded."""
+    who = " ".join(str(name or "").split()) or "a teammate"
+    said = _cut(text, CASE_NOTE_TEXT_MAX, one_line=False)
+    if kind == "resolved":
+        cause = f" (root cause: {root_cause})" if root_cause else ""
+        return f"Resolved: {said or 'no details given'}{cause}"
+    if kind == "handback":
+        return f"Handed back to {who}" + (f". Guidance: {said}" if said else "")
+    if kind == "reassigned":
+        return f"Reassigned to {who}" + (f". Note: {said}" if said else "")
+    if kind == "released":
+        return f"Released to the queue by {who}" + (f". Reason: {said}" if said else "")
+    raise ValueError(f"unknown case note {kind!r}")
+
+
 def ticket_number(raw: str | None) -> int:
     """The numeric PSA ticket id of a session's ticket field ("123" or "#123")."""
     value = (raw or "").strip().removeprefix("#").strip()
