@@ -94,7 +94,10 @@ def resolve_case(
         if support_session.status == SessionStatus.RESOLVED or _was_worker(db, support_session, actor):
             raise _too_late(db, support_session, "resolve it")
         db.rollback()
-        raise PermissionDenied("Only the session's owner or the person working on it can resolve it.")
+        if actor.is_manager:
+            raise PermissionDenied("Only the session's owner or the person working on it can resolve it.")
+        # An engineer's verbs on a session that is not theirs: nothing to confirm.
+        raise NotFound("Session not found.")
     if support_session.status == SessionStatus.RESOLVED:
         raise _too_late(db, support_session, "resolve it")
 

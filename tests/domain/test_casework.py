@@ -185,7 +185,7 @@ def test_owner_may_resolve_a_waiting_escalation_which_leaves_the_queue(world):
 @pytest.mark.parametrize(
     ("actor", "error"),
     [
-        ("sam", PermissionDenied),
+        ("sam", NotFound),
         ("morgan", PermissionDenied),
         ("val", PermissionDenied),
         ("casey", NotFound),
