@@ -670,14 +670,14 @@ def test_input_carries_the_latest_earlier_notes(world, engine):
     create_handoff(db=world.db, actor=alex, session_id=sid, intent="park", notes="Waiting for the customer")
     handoff = create_handoff(db=world.db, actor=alex, session_id=sid, intent="escalate", notes="Still broken")
     parked = park(world)
-    with Session(engine) as other:
-        inp = load_assessment_input(db=other, handoff_id=handoff.id)
-        assert inp.latest_notes == "Waiting for the customer"
-        assert inp.escalation_reason == "Still broken"
-        with pytest.raises(InvalidInput):
-            load_assessment_input(db=other, handoff_id=parked)
-        with pytest.raises(NotFound):
-            load_assessment_input(db=other, handoff_id=uuid.uuid4())
+    world.db.expire_all()  # read back what was committed
+    inp = load_assessment_input(db=world.db, handoff_id=handoff.id)
+    assert inp.latest_notes == "Waiting for the customer"
+    assert inp.escalation_reason == "Still broken"
+    with pytest.raises(InvalidInput):
+        load_assessment_input(db=world.db, handoff_id=parked)
+    with pytest.raises(NotFound):
+        load_assessment_input(db=world.db, handoff_id=uuid.uuid4())
     assert "Earlier notes: Waiting for the customer" in build_prompt(inp)
 
 
