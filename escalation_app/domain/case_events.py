@@ -104,8 +104,14 @@ def lock_session(db: Session, session_id: int) -> SupportSession | None:
     Every transition of a session takes this lock first, so two people acting at the
     same moment run one after the other and the second sees what the first did.
     """
-    db.expire_all()
-    return db.exec(select(SupportSession).where(SupportSession.id == session_id).with_for_update()).first()
+    # Read the row afresh under the lock (not the copy this session may already hold).
+    # Only this row: expiring everything would reach objects the caller still holds.
+    return db.exec(
+        select(SupportSession)
+        .where(SupportSession.id == session_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 _DID = {
