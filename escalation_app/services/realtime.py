@@ -42,6 +42,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -133,11 +134,11 @@ class _Reflex:
             return RegistrationContext.get().app
         except Exception:  # no context here, or none with an app (a lifespan task, a script)
             pass
-        try:
-            from escalation_app.escalation_app import app
-        except Exception:
-            return None
-        return app
+        # The served app has imported its module; anything else (a script, a worker
+        # process, a test of a service) has no socket server, and importing the app here
+        # would build a second one with whatever environment this process has.
+        module = sys.modules.get("escalation_app.escalation_app")
+        return getattr(module, "app", None)
 
     @classmethod
     def server(cls):
