@@ -61,6 +61,7 @@ def paths(app_database) -> dict[str, str]:
             select(SupportSession).where(
                 SupportSession.owner_id == alex.id,
                 SupportSession.status == "active",  # Escalate is enabled: its dialog is checked too
+                SupportSession.assignee_id.is_(None),  # type: ignore[union-attr]  (nobody else works it)
                 SupportSession.id.in_(with_steps),  # type: ignore[union-attr]
             )
         ).first()

@@ -121,7 +121,8 @@ def test_other_accounts_and_viewers_never_show_as_viewing(people):
 
 def test_viewing_crosses_workers(browser, multiworker_url, request):  # noqa: F811
     """Two backend workers with Redis: tabs on either see Riley, and see her go."""
-    url, port, server_pid = multiworker_url
+    server = multiworker_url
+    url, port, server_pid = server.url, server.port, server.pid
     people = Browsers(browser, url)
     failed = True
     try:
