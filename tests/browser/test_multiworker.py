@@ -293,7 +293,10 @@ async def _engineer(url: str, token: str, sessions: list[int], load: Load) -> No
         raise RuntimeError("the tab could not reconnect within 60 s")
 
     await tab.connect()
-    assert await tab.wait_ready(60)
+    if not await tab.wait_ready(30):
+        # A worker that has just started can be slow to take its first socket: connect again.
+        await tab.close()
+        tab = await reconnect()
     for session_id in sessions:
         path = f"/sessions/{session_id}"
         for _attempt in range(3):
