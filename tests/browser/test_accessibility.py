@@ -148,6 +148,8 @@ def test_every_page_of_a_role_has_no_serious_violations(people, paths, role):
         check(session, "desktop")
         page.get_by_role("button", name="Escalate").click()
         expect(page.get_by_role("dialog")).to_be_visible()
+        # Checked once it has faded in: mid-animation its colours are half transparent.
+        page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
         found[f"{session} Escalate dialog"] = _serious(page, f"{role} {session} Escalate dialog")
         page.keyboard.press("Escape")
     # The same person on a phone (Radix's responsive styles follow the viewport).
