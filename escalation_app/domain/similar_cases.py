@@ -45,6 +45,8 @@ FIX_EXCERPT = 300
 # is the same problem, cases that merely share a word or two ("printer", "Outlook") are
 # noise next to it. (A share of each engine's own score, so the same rule on both.)
 RELATIVE_SCORE_MIN = 0.25
+# How many of the newest cases sharing a word with the new one are ranked (see `_ranked_ids`).
+RANKED_MAX = 2000
 TITLE_MAX = 300
 FIX_MAX = 2000
 BODY_MAX = 8000
@@ -262,22 +264,58 @@ def _ranked_ids(
     limit: int,
 ) -> list[tuple[int, float]]:
     """(session id, score) of the best matching resolved cases, best first (each database's
-    engine; higher scores are better on both)."""
+    engine; higher scores are better on both).
+
+    Only the newest RANKED_MAX cases sharing a word are ranked: ranking every match costs a
+    score per match (at 100,000 cases a common word matches most of them), while finding
+    the newest matches walks an index and stops early.
+    """
     conditions = [CaseSearch.account_id == account_id]
     if exclude_session_id is not None:
         conditions.append(CaseSearch.session_id != exclude_session_id)
+
+    def scoped(statement):
+        if not scope:
+            return statement
+        return statement.join(SessionHandoff, col(SessionHandoff.id) == CaseSearch.handoff_id).where(*scope)
+
     if db.get_bind().dialect.name == "postgresql":
         # The OR of the words: websearch_to_tsquery reads "or" between words as |, stems each
         # word and drops stop words; it never fails on what it is given.
         query = func.websearch_to_tsquery(literal_column("'english'::regconfig"), " or ".join(terms))
         vector = literal_column("case_search.search_vector")
+        newest = (
+            scoped(
+                select(CaseSearch.session_id, CaseSearch.resolved_at, vector.label("search_vector")).where(
+                    vector.op("@@")(query), *conditions
+                )
+            )
+            .order_by(col(CaseSearch.session_id).desc())
+            .limit(RANKED_MAX)
+            .subquery()
+        )
         # Normalisation 1: divided by 1 + log(length), so long documents do not win by length.
-        score = func.ts_rank(vector, query, literal_column("1"))
-        statement = select(CaseSearch.session_id, score).where(vector.op("@@")(query), *conditions)
+        score = func.ts_rank(newest.c.search_vector, query, literal_column("1"))
+        statement = select(newest.c.session_id, score).order_by(
+            score.desc(), newest.c.resolved_at.desc(), newest.c.session_id.desc()
+        )
     else:
-        fts = table("case_search_fts")
+        fts_rowid = literal_column("case_search_fts.rowid")
         # Quoted words OR-ed: FTS5 reads each as a plain term (stemmed by the porter tokenizer).
-        match = " OR ".join(f'"{term}"' for term in terms)
+        match = literal_column("case_search_fts").op("MATCH")(" OR ".join(f'"{term}"' for term in terms))
+
+        def matching(*columns):
+            return scoped(
+                select(*columns)
+                .select_from(table("case_search_fts"))
+                .join(CaseSearch, CaseSearch.session_id == fts_rowid)
+                .where(match, *conditions)
+            )
+
+        # FTS5 walks its index newest rowid (= session id) first and stops at the bound.
+        bound = db.exec(
+            matching(fts_rowid).order_by(fts_rowid.desc()).offset(RANKED_MAX - 1).limit(1)
+        ).first()
         # bm25 weights per column (title, fix, body); it is negative, smaller is better.
         score = -func.bm25(
             literal_column("case_search_fts"),
@@ -285,20 +323,12 @@ def _ranked_ids(
             literal_column("2.0"),
             literal_column("1.0"),
         )
-        statement = (
-            select(CaseSearch.session_id, score)
-            .select_from(fts)
-            .join(CaseSearch, CaseSearch.session_id == literal_column("case_search_fts.rowid"))
-            .where(literal_column("case_search_fts").op("MATCH")(match), *conditions)
+        statement = matching(CaseSearch.session_id, score).order_by(
+            score.desc(), col(CaseSearch.resolved_at).desc(), col(CaseSearch.session_id).desc()
         )
-    if scope:
-        statement = statement.join(SessionHandoff, col(SessionHandoff.id) == CaseSearch.handoff_id).where(
-            *scope
-        )
-    statement = statement.order_by(
-        score.desc(), col(CaseSearch.resolved_at).desc(), col(CaseSearch.session_id).desc()
-    ).limit(limit)
-    return [(session_id, float(value or 0.0)) for session_id, value in db.exec(statement).all()]
+        if bound is not None:
+            statement = statement.where(fts_rowid >= bound)
+    return [(session_id, float(value or 0.0)) for session_id, value in db.exec(statement.limit(limit)).all()]
 
 
 def _load_cases(db: Session, session_ids: list[int]) -> list[SimilarCase]:

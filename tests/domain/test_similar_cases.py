@@ -687,3 +687,15 @@ def test_the_query_is_bounded_however_long_the_case():
     assert terms[:2] == ["outlook", "crash"]
     assert case_terms("a" * 500 + " printer 42 kb5034441 x") == ["printer", "kb5034441"]
     assert case_terms("Still not working for the user", None, "") == []
+
+
+def test_only_the_newest_cases_sharing_a_word_are_ranked(world, monkeypatch):
+    # The best match is the oldest; two newer cases share only "printer" with the new one.
+    best = resolved(world, PAIRS[3].past, PAIRS[3].fix)  # the print spooler
+    for summary in ("Label printer offline", "Printer out of toner"):
+        resolved(world, Case(summary, "Hardware", "Acme", ()), "Replaced it")
+    new = escalate(world, PAIRS[3].new)
+    assert found(world, new)[0].session_id == best
+
+    monkeypatch.setattr(similar_cases, "RANKED_MAX", 2)  # as if thousands of newer ones matched
+    assert best not in [c.session_id for c in found(world, new)]
