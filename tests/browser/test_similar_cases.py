@@ -32,7 +32,7 @@ def _handoff_path(database_url: str, summary: str) -> str:
 
 
 def test_the_demo_handoffs_show_similar_cases_with_their_fixes(people, app_database):
-    # Contoso's escalated app crash: Jordan fixed the same kind of crash twelve days ago.
+    # Contoso's escalated app crash: Jordan fixed the same kind of crash twelve days ago (3.5 h).
     jordan = people.signed_in(
         "jordan@contoso.example",
         _handoff_path(app_database, "Line-of-business app crashes on launch after .NET update"),
@@ -42,7 +42,7 @@ def test_the_demo_handoffs_show_similar_cases_with_their_fixes(people, app_datab
     item = panel.get_by_role("listitem").filter(has_text=past)
     expect(item).to_be_visible()
     expect(item).to_contain_text("Fabrikam Foods · Applications")
-    expect(item).to_contain_text("Fixed by Jordan Fox in 3 hours")
+    expect(item).to_contain_text("Fixed by Jordan Fox in 4 hours")
     expect(item).to_contain_text("What fixed it: Removed the stale assembly binding redirect")
     # Another account's cases never show: nothing of Northwind's history is offered.
     expect(panel.get_by_text("Group Policy drive maps")).to_have_count(0)
