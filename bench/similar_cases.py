@@ -170,7 +170,10 @@ def run_similar_cases(data: BenchData, runs: int, timer, explain) -> dict:
                 }
             )
             if summary == NEW_CASES[0][0]:
-                out["explain"] += [dict(e, reader=reader) for e in explain(data, lookup)]
+                # The ranking and the details (the handoff's own reads are in the history rows).
+                out["explain"] += [
+                    dict(e, reader=reader) for e in explain(data, lookup) if "case_search" in e["sql"]
+                ]
     log(
         f"(d) similar cases over {cases} resolved: "
         + "; ".join(

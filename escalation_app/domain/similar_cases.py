@@ -294,8 +294,9 @@ def _ranked_ids(
             .limit(RANKED_MAX)
             .subquery()
         )
-        # Normalisation 1: divided by 1 + log(length), so long documents do not win by length.
-        score = func.ts_rank(newest.c.search_vector, query, literal_column("1"))
+        # No length normalisation (0): documents are bounded, and dividing by length lifted
+        # a three-word case sharing one word above a detailed match.
+        score = func.ts_rank(newest.c.search_vector, query, literal_column("0"))
         statement = select(newest.c.session_id, score).order_by(
             score.desc(), newest.c.resolved_at.desc(), newest.c.session_id.desc()
         )

@@ -699,3 +699,11 @@ def test_only_the_newest_cases_sharing_a_word_are_ranked(world, monkeypatch):
 
     monkeypatch.setattr(similar_cases, "RANKED_MAX", 2)  # as if thousands of newer ones matched
     assert best not in [c.session_id for c in found(world, new)]
+
+
+def test_a_clear_match_is_not_padded_with_cases_sharing_a_word_or_two(world):
+    best = resolved(world, PAIRS[3].past, PAIRS[3].fix)  # the print spooler
+    weak = resolved(world, Case("Label printer offline", "Hardware", "Acme", ()), "Replaced it")
+    assert [c.session_id for c in found(world, escalate(world, PAIRS[3].new))] == [best]
+    # On its own, the weak one is still offered: something is better than nothing.
+    assert found(world, escalate(world, Case("Printer offline", "", "", ())))[0].session_id == weak
