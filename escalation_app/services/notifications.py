@@ -31,6 +31,7 @@ from escalation_app.domain.integrations import WebhookChannel, account_webhooks,
 from escalation_app.domain.models import Account, CaseEvent, SessionHandoff, User
 from escalation_app.domain.validation import choice
 from escalation_app.services import email, webhooks
+from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
         with session_scope(engine) as db:
             return work(db)
 
-    return await asyncio.to_thread(run)
+    return await in_job_thread(run)
 
 
 # --- The escalation message -------------------------------------------------------

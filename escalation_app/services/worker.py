@@ -35,6 +35,7 @@ from escalation_app.domain.db import get_engine, session_scope
 from escalation_app.domain.outbox import JobKind, JobView
 from escalation_app.domain.types import utcnow
 from escalation_app.services import assessment, notifications, psa, realtime
+from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class Worker:
             with session_scope(self.engine) as db:
                 return work(db, *args, **kwargs)
 
-        return await asyncio.to_thread(run)
+        return await in_job_thread(run)
 
     async def _run_unleased(self, job: JobView) -> None:
         """A live push of this process's own commit: now, then marked done."""
