@@ -17,6 +17,7 @@ def _card(title: str, *children, note: str | None = None, label: str | None = No
         *children,
         width="100%",
         overflow_x="auto",
+        role="region",
         aria_label=label or title,
     )
 

@@ -62,6 +62,18 @@ def tool_use(tool_input: Any, *, name: str = "record_assessment", model: str = D
     return Reply(body=message([block], model=model, stop_reason="tool_use"))
 
 
+def grade(verdict: str, reason: str, *, model: str = DEFAULT_MODEL) -> Reply:
+    """The grading call's answer: the model calls `record_grade` (services.ai_review)."""
+    return tool_use({"verdict": verdict, "reason": reason}, name="record_grade", model=model)
+
+
+def questions(items: list[str], *, model: str = "claude-haiku-test", delay: float = 0.0) -> Reply:
+    """The "What will the senior ask?" answer (`record_questions`), optionally `delay`ed."""
+    reply = tool_use({"questions": items}, name="record_questions", model=model)
+    reply.delay = delay
+    return reply
+
+
 def text(answer: str, *, model: str = DEFAULT_MODEL) -> Reply:
     """The model answers in a text block (plain JSON, fenced JSON, or anything else)."""
     return Reply(body=message([{"type": "text", "text": answer}], model=model))
