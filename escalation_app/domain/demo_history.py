@@ -629,6 +629,8 @@ def _add_lessons(
     )
     median_wait = waits[len(waits) // 2] if waits else 0
     for handoff in sorted(escalations, key=lambda h: (h.created_at, str(h.id))):
+        if handoff.completeness_missing is not None:
+            continue  # sent through the dialog (the demo data's own), already checked
         fast = (
             handoff.claimed_at is not None
             and (handoff.claimed_at - handoff.created_at).total_seconds() <= median_wait

@@ -322,13 +322,13 @@ class SessionDetailState(AppState):
         """Answer "What will the senior ask?": up to three questions from the fast model, off the
         click path (Send never waits); no key, slow or failed: nothing is shown."""
         async with self:
-            if self.asking_senior:
+            if self.asking_senior or not self.found:
                 return
+            session_id = self.session_pk
             self.asking_senior = True
             self.senior_questions = []
             self.ask_round += 1
             round_id = self.ask_round
-            session_id = self._route_session_id()
             notes, sees = self.draft_notes, self.draft_sees
             token = self._auth_token()
         questions: list[str] = []
