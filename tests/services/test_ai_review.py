@@ -24,6 +24,7 @@ from escalation_app.settings import Settings, get_settings
 from tests.factories import World
 from tests.fakes import anthropic as fake_api
 from tests.outbox_helpers import clear_outbox, outbox_jobs, run_outbox
+from tests.services.test_assessment import sent_api_key
 
 GRADING = [JobKind.GRADING]
 CAUSE = "The smart host's relay allow-list lost the new public IP"
@@ -115,7 +116,7 @@ async def test_the_grading_job_stores_claudes_verdict_and_reason(world, engine, 
     # The human answer is kept apart.
     assert grade.human_verdict == "partly"
     [request] = fake.requests
-    assert request.headers["x-api-key"] == "test-key"
+    assert sent_api_key(request.headers) == "test-key"
     assert request.body["model"] == "claude-test-model"
     assert request.body["tool_choice"] == {"type": "tool", "name": "record_grade"}
     prompt = request.body["messages"][0]["content"]
