@@ -23,12 +23,17 @@ def _card(title: str, *children, note: str | None = None, label: str | None = No
 
 
 def _table(headers: list[str], rows, cells, *, label: str) -> rx.Component:
-    return rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-        rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
-        variant="ghost",
-        size="1",
+    # Radix puts a Table.Root's props on its scroll wrapper, so the name goes on a group.
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
+            variant="ghost",
+            size="1",
+        ),
+        role="group",
         aria_label=label,
+        width="100%",
     )
 
 
@@ -107,7 +112,6 @@ def engineers_card() -> rx.Component:
             label="Patterns per engineer",
         ),
         note="Quick fixes: resolved within 10 minutes of pick-up — a coaching signal.",
-        label="Patterns per engineer",
     )
 
 
