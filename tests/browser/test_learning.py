@@ -13,9 +13,9 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from escalation_app.domain.db import session_scope
-from escalation_app.domain.models import SessionHandoff, SupportSession
+from escalation_app.domain.models import AssessmentGrade, SessionHandoff, SupportSession
 from escalation_app.settings import get_settings
-from tests.browser.test_flows import _create_session_with_steps
+from tests.browser.test_flows import _card, _create_session_with_steps, _escalate
 from tests.fakes import anthropic as fake_api
 
 pytestmark = pytest.mark.browser
@@ -151,3 +151,59 @@ def test_analytics_shows_calibration_and_patterns_from_the_demo_history(people):
     link.click()
     morgan.wait_for_url(re.compile(r"/sessions/\d+/history/?$"))
     expect(morgan.get_by_role("heading", name="Handoff history")).to_be_visible()
+
+
+def _grade_of(summary: str) -> AssessmentGrade | None:
+    with session_scope() as db:
+        return db.exec(
+            select(AssessmentGrade)
+            .join(SupportSession, SupportSession.id == AssessmentGrade.session_id)
+            .where(SupportSession.problem_summary == summary)
+        ).first()
+
+
+def test_the_resolver_grades_the_likely_cause_and_claude_grades_it_too(people, claude):
+    claude.script_tool(
+        "record_assessment",
+        fake_api.tool_use(
+            {
+                "summary_prose": "Tunnel drops on residential links.",
+                "what_we_know": ["Hotspot is stable"],
+                "likely_cause": "An MTU problem on the ISP's links",
+                "suggested_steps": ["Lower the tunnel MTU"],
+                "confidence": "high",
+            }
+        ),
+    )
+    claude.script_tool("record_grade", fake_api.grade("partly", "The fix was the MTU, on the firewall side."))
+    summary = f"VPN tunnel flaps {uuid.uuid4().hex[:6]}"
+    alex = _create_session_with_steps(people, summary, [("Updated the VPN client", "Still drops")])
+    _escalate(alex, "Drops only for home users on one ISP.")
+
+    riley = people.signed_in("riley@northwind.example", "/escalations")
+    _card(riley, summary).get_by_role("button", name="Pick up").click()
+    riley.wait_for_url(re.compile(r"/handoffs/[0-9a-f-]+/?$"))
+    expect(riley.get_by_text("An MTU problem on the ISP's links").first).to_be_visible(timeout=15_000)
+    riley.reload()  # the assessment came in after the pick-up: the dialog reads it at load
+    riley.get_by_role("button", name="Resolve", exact=True).click()
+    dialog = riley.get_by_role("dialog")
+    question = dialog.get_by_role("group", name="Was the AI's likely cause right?")
+    expect(question).to_contain_text("An MTU problem on the ISP's links")
+    expect(question).to_contain_text("high confidence")
+    expect(question.get_by_label("Skip")).to_be_checked()
+    question.get_by_label("Partly").check()
+    dialog.get_by_label("What fixed it").fill("Lowered the MTU to 1380 on the firewall tunnel.")
+    dialog.get_by_label("Root cause").select_option("network")
+    dialog.get_by_role("button", name="Resolve", exact=True).click()
+    expect(riley.get_by_role("status", name="How it ended")).to_contain_text("Resolved")
+
+    grade = _grade_of(summary)
+    assert grade is not None and (grade.human_verdict, grade.confidence) == ("partly", "high")
+    # Claude's grading runs after the commit, as an outbox job.
+    deadline = time.monotonic() + 20
+    while (grade is None or grade.ai_status == "pending") and time.monotonic() < deadline:
+        claude.wait_for_requests(len(claude.requests) + 1, timeout=0.5)
+        grade = _grade_of(summary)
+    assert (grade.ai_status, grade.ai_verdict) == ("ready", "partly")
+    [request] = claude.requests_for("record_grade")
+    assert "Lowered the MTU to 1380" in request.body["messages"][0]["content"]
