@@ -244,6 +244,8 @@ class AssessmentInput:
     latest_notes: str
     steps: tuple[StepLine, ...]
     total_steps: int
+    # The Escalate dialog's "What the customer sees" (`domain.completeness`), if given.
+    customer_sees: str = ""
 
     @property
     def omitted_steps(self) -> int:
@@ -313,6 +315,7 @@ def load_assessment_input(*, db: Session, handoff_id: str | uuid.UUID) -> Assess
         latest_notes=truncate(_latest_earlier_notes(db, handoff), NOTES_MAX),
         steps=steps,
         total_steps=len(raw_steps),
+        customer_sees=truncate(snapshot.get("customer_sees"), NOTES_MAX),
     )
 
 
@@ -363,6 +366,8 @@ def build_prompt(inp: AssessmentInput) -> str:
         f"Priority: {inp.priority}",
         f"Escalation reason: {inp.escalation_reason or '(none given)'}",
     ]
+    if inp.customer_sees:
+        lines.append(f"What the customer sees: {inp.customer_sees}")
     if inp.latest_notes:
         lines.append(f"Earlier notes: {inp.latest_notes}")
     lines.append(f"Steps tried ({inp.total_steps}):")

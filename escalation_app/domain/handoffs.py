@@ -14,7 +14,7 @@ from sqlalchemy import case, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import case_events, effects, validation
+from escalation_app.domain import case_events, completeness, effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.models import (
@@ -163,6 +163,7 @@ def create_handoff(
     notes: str = "",
     priority: str | None = None,
     target_user_id: int | None = None,
+    customer_sees: str = "",
 ) -> SessionHandoff:
     """Park or escalate a session, in one transaction.
 
@@ -175,13 +176,18 @@ def create_handoff(
     paused, escalate → escalated), inserts the handoff and, for an escalation, the
     in-app notification rows of its recipients, and its outbox jobs (live push; for an
     escalation also emails, webhooks, the PSA note and the AI assessment: see
-    `domain.effects`). Nothing is sent unless this commits.
+    `domain.effects`). Nothing is sent unless this commits. An escalation also keeps
+    "what the customer sees" in its snapshot and how many items of the completeness
+    check (`domain.completeness`) were missing: a hint, never a refusal.
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers have read-only access.")
     chosen_intent = validation.choice(intent, HandOffIntent, "Intent")
     chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
     notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
+    sees_text = validation.text(
+        customer_sees, "What the customer sees", max_length=completeness.CUSTOMER_SEES_MAX
+    )
 
     support_session = case_events.lock_session(db, session_id)
     if support_session is None or support_session.account_id != actor.account_id:
@@ -229,6 +235,16 @@ def create_handoff(
         ai_status=AIStatus.PENDING if chosen_intent == HandoffIntent.ESCALATE else AIStatus.NOT_NEEDED,
         created_at=now,
     )
+    if chosen_intent == HandoffIntent.ESCALATE:
+        if sees_text:
+            handoff.snapshot["customer_sees"] = sees_text
+        handoff.completeness_missing = completeness.check(
+            step_count=len(steps),
+            client_name=support_session.client_name,
+            psa_ticket_id=support_session.psa_ticket_id,
+            notes=notes_text,
+            customer_sees=sees_text,
+        ).missing
     db.add(handoff)
     # Notifications reference the handoff; without ORM relationships the unit of work
     # does not know to insert the handoff first.

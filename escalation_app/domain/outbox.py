@@ -47,6 +47,8 @@ class JobKind(StrEnum):
     WEBHOOK = "webhook"
     PSA_NOTE = "psa_note"
     ASSESSMENT = "assessment"
+    # The resolved case's assessment graded against the fix by Claude (`domain.grading`).
+    GRADING = "grading"
 
 
 class JobSkipped(Exception):
@@ -94,6 +96,7 @@ POLICIES: dict[str, KindPolicy] = {
     JobKind.WEBHOOK: KindPolicy(_fixed(30), 3, (timedelta(seconds=30), timedelta(minutes=2))),
     JobKind.PSA_NOTE: KindPolicy(_fixed(60), 3, (timedelta(seconds=30), timedelta(minutes=2))),
     JobKind.ASSESSMENT: KindPolicy(_assessment_lease, 3, (timedelta(seconds=10), timedelta(minutes=1))),
+    JobKind.GRADING: KindPolicy(_assessment_lease, 3, (timedelta(seconds=30), timedelta(minutes=2))),
 }
 
 

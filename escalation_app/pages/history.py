@@ -7,6 +7,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import PRIORITY_COLORS, intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import page_heading, shown_when, template
+from escalation_app.pages.lessons import lessons_section
 from escalation_app.state.analytics import AnalyticsState as A
 from escalation_app.state.history import HistoryState as H
 
@@ -293,6 +294,7 @@ def analytics_page() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
+            lessons_section(),
             width="100%",
             spacing="4",
         ),
