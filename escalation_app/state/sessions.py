@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import case_events, casework
+from escalation_app.domain import clock as clock_rules
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
@@ -134,6 +135,10 @@ class SessionDetailState(AppState):
     guidance_at: str = ""
     resolution: str = ""
     root_cause: str = ""
+    # Snooze ("Wake me", `domain.clock`): the parked session's wake-up, and its last one.
+    parked: bool = False
+    wake_at: str = ""
+    woke_at: str = ""
 
     @rx.var
     def root_causes(self) -> list[dict[str, str]]:
@@ -184,9 +189,12 @@ class SessionDetailState(AppState):
                 user = db.get(User, user_id) if user_id else None
                 names[user_id] = user.display_name if user else ""
             guidance = case_events.current_guidance(db, support_session)
-            return support_session, steps, mates, names, guidance
+            return support_session, steps, mates, names, guidance, clock_rules.snooze_of(db, session_id)
 
-        support_session, steps, mates, names, guidance = await run_db(read, actor=actor)
+        support_session, steps, mates, names, guidance, snooze = await run_db(read, actor=actor)
+        self.parked = snooze.parked
+        self.wake_at = snooze.wake_at.isoformat() if snooze.wake_at else ""
+        self.woke_at = snooze.woke_at.isoformat() if snooze.woke_at else ""
         self.found = True
         self.session_pk = support_session.id
         self.summary = support_session.problem_summary
@@ -288,14 +296,23 @@ class SessionDetailState(AppState):
         async with self._domain_action(busy="busy", doing=intent) as action:
             yield
             target = str(form_data.get("target_user_id", "") or "")
-            handoff = await action.run(
-                handoff_rules.create_handoff,
-                session_id=self._route_session_id(),
-                intent=intent,
-                notes=str(form_data.get("notes", "")),
-                priority=str(form_data.get("priority", "") or "normal"),
-                target_user_id=None if target in ("", "team") else target,
-            )
+            if intent == "park":
+                handoff = await action.run(
+                    clock_rules.park,
+                    session_id=self._route_session_id(),
+                    notes=str(form_data.get("notes", "")),
+                    wake=str(form_data.get("wake", "") or "none"),
+                    wake_at=str(form_data.get("wake_at", "") or ""),
+                )
+            else:
+                handoff = await action.run(
+                    handoff_rules.create_handoff,
+                    session_id=self._route_session_id(),
+                    intent=intent,
+                    notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
+                )
         if action.failed:
             yield action.failure
             return
@@ -310,6 +327,9 @@ class SessionDetailState(AppState):
         timing.stamp("click-answer", path=self.router.url.path)
         self.guidance = ""
         self.assignee_name = ""
+        self.parked = intent == "park"
+        self.wake_at = handoff.wake_at.isoformat() if handoff.wake_at else ""
+        self.woke_at = ""
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
@@ -324,6 +344,31 @@ class SessionDetailState(AppState):
     async def park(self, form_data: dict):
         async for update in self._hand_off("park", form_data):
             yield update
+
+    @rx.event
+    async def snooze(self, form_data: dict):
+        """Set or move "Wake me" on this parked session."""
+        async with self._domain_action(busy="busy", doing="snooze it") as action:
+            handoff = await action.run(
+                clock_rules.snooze,
+                session_id=self._route_session_id(),
+                wake=str(form_data.get("wake", "") or ""),
+                wake_at=str(form_data.get("wake_at", "") or ""),
+            )
+        if action.failed:
+            return action.failure
+        self.wake_at = handoff.wake_at.isoformat() if handoff.wake_at else ""
+        return rx.toast.success("Wake-up set" if handoff.wake_at else "Snooze cancelled")
+
+    @rx.event
+    async def unsnooze(self):
+        """Cancel the wake-up early (the session stays parked)."""
+        async with self._domain_action(busy="busy", doing="cancel the snooze") as action:
+            await action.run(clock_rules.unsnooze, session_id=self._route_session_id())
+        if action.failed:
+            return action.failure
+        self.wake_at = ""
+        return rx.toast.success("Snooze cancelled")
 
 
 class SessionHistoryState(AppState):
