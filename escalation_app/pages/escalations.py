@@ -31,7 +31,9 @@ def queue_card(card) -> rx.Component:
                     intent_badge(card["intent"], card["intent_label"]),
                     rx.cond(
                         card["level_label"] != "",
-                        rx.badge(card["level_label"], color_scheme="red", variant="surface", high_contrast=True),
+                        rx.badge(
+                            card["level_label"], color_scheme="red", variant="surface", high_contrast=True
+                        ),
                     ),
                     rx.cond(
                         card["woke_at"] != "",

@@ -327,7 +327,9 @@ def _webhook_content(db: Session, job: outbox.JobView) -> tuple[WebhookChannel, 
     message = _chat_for(_describe(db, handoff))
     if job.payload.get("title"):
         # A re-escalation (`domain.clock`): "Unclaimed for 30 min: …".
-        message = webhooks.ChatMessage(title=str(job.payload["title"])[:300], facts=message.facts, link=message.link)
+        message = webhooks.ChatMessage(
+            title=str(job.payload["title"])[:300], facts=message.facts, link=message.link
+        )
     return channel, url, message
 
 

@@ -8,6 +8,7 @@ import humanize
 import reflex as rx
 
 from escalation_app.domain import analytics as analytics_rules
+from escalation_app.domain import clock_analytics
 from escalation_app.state.base import AppState, run_db
 
 
@@ -37,6 +38,10 @@ class AnalyticsState(AppState):
     resolve_p90: str = "—"
     casework_per_engineer: list[dict[str, Any]] = []
     per_root_cause: list[dict[str, Any]] = []
+    # The escalation clock (`domain.clock_analytics`).
+    response_weeks: list[dict[str, Any]] = []
+    response_priorities: list[dict[str, str]] = []
+    breached_open: int = 0
 
     @rx.event
     async def load(self):
@@ -49,6 +54,7 @@ class AnalyticsState(AppState):
                 self.loaded = True
                 return
             a = await run_db(analytics_rules.escalation_analytics, actor=actor)
+            r = await run_db(clock_analytics.response_analytics, actor=actor)
         if action.failed:
             return action.failure
         self.this_week, self.last_week = a.escalations_this_week, a.escalations_last_week
@@ -69,4 +75,16 @@ class AnalyticsState(AppState):
         self.resolve_p90 = _duration(a.resolve_p90_seconds)
         self.casework_per_engineer = a.casework_per_engineer
         self.per_root_cause = a.per_root_cause
+        self.response_weeks = r.per_week
+        self.response_priorities = [
+            {
+                "priority": row["priority"].capitalize(),
+                "target": "—" if row["target_minutes"] is None else f"{row['target_minutes']} min",
+                "claim_p50": "—" if row["claim_p50_minutes"] is None else f"{row['claim_p50_minutes']:g} min",
+                "attainment": "—" if row["attainment_pct"] is None else f"{row['attainment_pct']:g}%",
+                "decided": f"{row['met']} met · {row['breached']} breached",
+            }
+            for row in r.per_priority
+        ]
+        self.breached_open = r.breached_open
         self.loaded = True
