@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from escalation_app.domain import clock
 from escalation_app.domain.case_events import RootCause
 from escalation_app.domain.handoffs import build_snapshot
 from escalation_app.domain.models import (
@@ -26,6 +27,7 @@ from escalation_app.domain.models import (
     AIStatus,
     CaseEvent,
     CaseEventKind,
+    EscalationPolicy,
     HandoffIntent,
     HandoffOutcome,
     Priority,
@@ -406,6 +408,7 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
         )
         if intent == HandoffIntent.ESCALATE:
             _add_assessment(rng, handoff, problem, created)
+            _add_clock(handoff, account.id, now)
         else:
             handoff.ai_status = AIStatus.NOT_NEEDED
 
@@ -437,6 +440,16 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
     extra = _add_casework(db, random.Random(seed + 1), users, planned, problems, now)
     db.commit()
     return len(planned) + extra
+
+
+def _add_clock(handoff: SessionHandoff, account_id: int, now: datetime) -> None:
+    """The default response target, as if the clock had run: a waiting escalation past its
+    target has been re-escalated to level 2 (a breached card in the queue)."""
+    handoff.clock = clock.snapshot(EscalationPolicy(account_id=account_id), handoff.priority)
+    handoff.response_due_at = handoff.created_at + timedelta(minutes=handoff.clock["target_minutes"])
+    if handoff.claimed_at is None and handoff.response_due_at < now:
+        handoff.escalation_level = 2
+        handoff.re_escalated_at = handoff.response_due_at
 
 
 # How each demo problem's domain was usually fixed (the resolution's root cause).
