@@ -385,7 +385,7 @@ def wake_instant(wake: str | None, at: str | None, *, zone: str, now: datetime) 
     if choice == Wake.TOMORROW:
         tomorrow = now.astimezone(local).date() + timedelta(days=1)
         return datetime.combine(tomorrow, MORNING, tzinfo=local).astimezone(UTC)
-    text = validation.text(at, "Wake-up time", max_length=32, multiline=False)
+    text = validation.text(at, "Wake-up time", max_length=40, multiline=False)
     if not text:
         raise InvalidInput("Choose the date and time to wake up at.")
     try:
