@@ -264,8 +264,16 @@ def _wake_key(handoff_id: uuid.UUID, wake_at: datetime) -> str:
 
 
 def _timer(
-    db: Session, handoff: SessionHandoff, key: str, run_at: datetime, now: datetime, **payload
+    db: Session,
+    handoff: SessionHandoff,
+    key: str,
+    run_at: datetime,
+    now: datetime,
+    *,
+    fresh: bool = False,
+    **payload,
 ) -> None:
+    """One timer job of `handoff`, due at `run_at`; `fresh`: the handoff is new in this transaction."""
     outbox.enqueue(
         db,
         kind=JobKind.TIMER,
@@ -276,6 +284,7 @@ def _timer(
         run_at=run_at,
         dedupe_key=key,
         now=now,
+        fresh=fresh,
     )
 
 
@@ -302,27 +311,32 @@ def level_instants(handoff: SessionHandoff) -> dict[int, datetime]:
 
 
 def arm(db: Session, handoff: SessionHandoff, *, now: datetime, wake_at: datetime | None = None) -> None:
-    """In a new handoff's transaction: an escalation's target and level timers; a park's wake-up."""
+    """A new handoff, before its insert: an escalation's target (the policy snapshotted), a park's wake-up."""
     if handoff.intent == HandoffIntent.ESCALATE:
-        policy = policy_of(db, handoff.account_id)
-        handoff.clock = snapshot(policy, handoff.priority)
+        handoff.clock = snapshot(policy_of(db, handoff.account_id), handoff.priority)
         handoff.response_due_at = now + timedelta(minutes=handoff.clock["target_minutes"])
-        for level, due in level_instants(handoff).items():
-            outbox.enqueue(
-                db,
-                kind=JobKind.TIMER,
-                account_id=handoff.account_id,
-                handoff_id=handoff.id,
-                recipient=Timer.LEVEL.value,
-                payload={"timer": Timer.LEVEL.value, "level": level, "due": due.isoformat()},
-                run_at=due,
-                dedupe_key=level_key(handoff.id, level),
-                now=now,
-                fresh=True,
-            )
     elif handoff.intent == HandoffIntent.PARK and wake_at is not None:
         handoff.wake_at = wake_at
-        _timer(db, handoff, _wake_key(handoff.id, wake_at), wake_at, now, timer=Timer.WAKE.value)
+
+
+def start_timers(db: Session, handoff: SessionHandoff, *, now: datetime) -> None:
+    """In a new handoff's transaction, once it is flushed (the jobs reference it): its timers."""
+    if handoff.intent == HandoffIntent.ESCALATE:
+        for level, due in level_instants(handoff).items():
+            _timer(
+                db,
+                handoff,
+                level_key(handoff.id, level),
+                due,
+                now,
+                fresh=True,
+                timer=Timer.LEVEL.value,
+                level=level,
+            )
+    elif handoff.intent == HandoffIntent.PARK and handoff.wake_at is not None:
+        _timer(
+            db, handoff, _wake_key(handoff.id, handoff.wake_at), handoff.wake_at, now, timer=Timer.WAKE.value
+        )
 
 
 def _skip_pending(db: Session, handoff_id: uuid.UUID, key_prefix: str, reason: str, now: datetime) -> int:

@@ -237,6 +237,7 @@ def create_handoff(
     # Notifications reference the handoff; without ORM relationships the unit of work
     # does not know to insert the handoff first.
     db.flush()
+    clock.start_timers(db, handoff, now=now)
 
     teammates: list[User] = []
     if chosen_intent == HandoffIntent.PARK:
