@@ -334,9 +334,8 @@ def start_timers(db: Session, handoff: SessionHandoff, *, now: datetime) -> None
                 level=level,
             )
     elif handoff.intent == HandoffIntent.PARK and handoff.wake_at is not None:
-        _timer(
-            db, handoff, _wake_key(handoff.id, handoff.wake_at), handoff.wake_at, now, timer=Timer.WAKE.value
-        )
+        key = _wake_key(handoff.id, handoff.wake_at)
+        _timer(db, handoff, key, handoff.wake_at, now, fresh=True, timer=Timer.WAKE.value)
 
 
 def _skip_pending(db: Session, handoff_id: uuid.UUID, key_prefix: str, reason: str, now: datetime) -> int:
