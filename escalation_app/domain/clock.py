@@ -599,7 +599,7 @@ def _chat(db: Session, handoff: SessionHandoff, *, key: str, title: str, now: da
 def _waited(minutes: float) -> str:
     """How long something waited, as titles say it: "30 min", "2 hours and 5 min"."""
     whole = max(1, round(minutes))
-    if whole < 60:
+    if whole < 120:
         return f"{whole} min"
     text = humanize.precisedelta(timedelta(minutes=whole), minimum_unit="minutes", format="%0.0f")
     return text.replace("minutes", "min").replace("minute", "min")
