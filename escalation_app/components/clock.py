@@ -21,15 +21,20 @@ function escalationDeskMinutes(minutes) {
   return rest ? `${hours} h ${rest} min` : `${hours} h`;
 }
 
+// Python's ISO instants carry microseconds; keep milliseconds, which every parser reads.
+function escalationDeskInstant(iso) {
+  return Date.parse(String(iso || "").replace(/(\.\d{3})\d+/, "$1"));
+}
+
 function ResponseClock({ dueAt, startAt }) {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, []);
-  const due = Date.parse(dueAt || "");
+  const due = escalationDeskInstant(dueAt);
   if (Number.isNaN(due)) return null;
-  const start = Date.parse(startAt || "");
+  const start = escalationDeskInstant(startAt);
   const total = Math.max(due - (Number.isNaN(start) ? due : start), 1000);
   const left = due - now;
   let state = "ok";
