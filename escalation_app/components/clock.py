@@ -13,7 +13,7 @@ from reflex.vars.base import Var
 
 from escalation_app.domain.clock import WARN_FRACTION
 
-CLOCK_JS = """
+CLOCK_JS = r"""
 function escalationDeskMinutes(minutes) {
   if (minutes < 60) return `${minutes} min`;
   const hours = Math.floor(minutes / 60);

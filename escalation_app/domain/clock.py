@@ -259,8 +259,9 @@ def _stall_key(handoff_id: uuid.UUID, claimed_at: datetime, stage: int) -> str:
     return f"timer:stall:{handoff_id}:{int(claimed_at.timestamp() * 1000)}:{stage}"
 
 
-def _wake_key(handoff_id: uuid.UUID, wake_at: datetime) -> str:
-    return f"timer:wake:{handoff_id}:{int(wake_at.timestamp() * 1000)}"
+def _wake_key(handoff_id: uuid.UUID) -> str:
+    # One key per snooze: moving or re-setting a wake-up skips the old job and adds a new one.
+    return f"timer:wake:{handoff_id}:{uuid.uuid4().hex[:12]}"
 
 
 def _timer(
@@ -334,8 +335,7 @@ def start_timers(db: Session, handoff: SessionHandoff, *, now: datetime) -> None
                 level=level,
             )
     elif handoff.intent == HandoffIntent.PARK and handoff.wake_at is not None:
-        key = _wake_key(handoff.id, handoff.wake_at)
-        _timer(db, handoff, key, handoff.wake_at, now, fresh=True, timer=Timer.WAKE.value)
+        _timer(db, handoff, _wake_key(handoff.id), handoff.wake_at, now, fresh=True, timer=Timer.WAKE.value)
 
 
 def _skip_pending(db: Session, handoff_id: uuid.UUID, key_prefix: str, reason: str, now: datetime) -> int:
@@ -457,7 +457,7 @@ def snooze(
     _skip_pending(db, handoff.id, f"timer:wake:{handoff.id}:", "Snooze changed", now)
     handoff.wake_at = instant
     db.add(handoff)
-    _timer(db, handoff, _wake_key(handoff.id, instant), instant, now, timer=Timer.WAKE.value)
+    _timer(db, handoff, _wake_key(handoff.id), instant, now, fresh=True, timer=Timer.WAKE.value)
     effects.case_changed(db, account_id=handoff.account_id, handoff_id=handoff.id, now=now)
     db.commit()
     return handoff
