@@ -619,10 +619,7 @@ def _fire_level(db: Session, job: outbox.JobView, handoff: SessionHandoff, now: 
             col(SessionHandoff.outcome).is_(None),
             col(SessionHandoff.escalation_level) < level,
         )
-        .values(
-            escalation_level=level,
-            re_escalated_at=func.coalesce(SessionHandoff.re_escalated_at, now),
-        )
+        .values(escalation_level=level)
         .returning(col(SessionHandoff.id))
     ).first()
     if won is None:
@@ -634,6 +631,10 @@ def _fire_level(db: Session, job: outbox.JobView, handoff: SessionHandoff, now: 
             raise outbox.JobSkipped("The escalation has ended")
         raise outbox.JobSkipped(f"Level {level} has already fired")
     db.refresh(handoff)
+    if handoff.re_escalated_at is None:
+        # When it first went past level 1 (the analytics' re-escalations).
+        handoff.re_escalated_at = now
+        db.add(handoff)
     due = datetime.fromisoformat(job.payload["due"]) if job.payload.get("due") else job.run_at
     waited = _waited((due - handoff.created_at).total_seconds() / 60)
     summary = _summary(db, handoff)
