@@ -423,13 +423,25 @@ def park(
     notes: str = "",
     wake: str | None = None,
     wake_at: str | None = None,
+    priority: str | None = None,
+    target_user_id: int | str | None = None,
 ) -> SessionHandoff:
-    """Park a session, optionally with "Wake me"; a bad wake-up time changes nothing."""
+    """Park a session, optionally with "Wake me"; a bad wake-up time changes nothing.
+
+    Everything else is `create_handoff`'s (which refuses a park sent to a teammate).
+    """
     from escalation_app.domain.handoffs import create_handoff
 
     instant = wake_instant(wake, wake_at, zone=account_time_zone(db, actor.account_id), now=utcnow())
     return create_handoff(
-        db=db, actor=actor, session_id=session_id, intent="park", notes=notes, wake_at=instant
+        db=db,
+        actor=actor,
+        session_id=session_id,
+        intent="park",
+        notes=notes,
+        priority=priority,
+        target_user_id=target_user_id,
+        wake_at=instant,
     )
 
 

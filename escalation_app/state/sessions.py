@@ -301,6 +301,8 @@ class SessionDetailState(AppState):
                     clock_rules.park,
                     session_id=self._route_session_id(),
                     notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
                     wake=str(form_data.get("wake", "") or "none"),
                     wake_at=str(form_data.get("wake_at", "") or ""),
                 )
