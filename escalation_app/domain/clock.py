@@ -432,6 +432,8 @@ def park(
     """
     from escalation_app.domain.handoffs import create_handoff
 
+    if not actor.can_work_handoffs:
+        raise PermissionDenied("Viewers have read-only access.")
     instant = wake_instant(wake, wake_at, zone=account_time_zone(db, actor.account_id), now=utcnow())
     return create_handoff(
         db=db,
