@@ -53,9 +53,7 @@ def snooze_panel(state) -> rx.Component:
                 rx.cond(
                     state.wake_at != "",
                     rx.hstack(
-                        rx.text(
-                            "Snoozed: wakes ", rx.moment(state.wake_at, format="ddd D MMM, HH:mm"), size="2"
-                        ),
+                        rx.text("Snoozed: wakes ", rx.text.strong(state.wake_label), size="2", id="wakes-at"),
                         rx.button(
                             "Un-snooze", size="1", variant="soft", on_click=state.unsnooze, loading=state.busy
                         ),
@@ -68,10 +66,9 @@ def snooze_panel(state) -> rx.Component:
                     state.woke_at != "",
                     rx.text(
                         "Woke up at ",
-                        rx.moment(state.woke_at, format="ddd D MMM, HH:mm"),
-                        " (",
+                        state.woke_label,
+                        " · ",
                         relative_time(state.woke_at),
-                        ")",
                         size="2",
                         id="woke-up",
                     ),

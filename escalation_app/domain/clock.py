@@ -491,18 +491,31 @@ def unsnooze(*, db: Session, actor: Actor, session_id: int) -> SessionHandoff:
 
 @dataclass(frozen=True, slots=True)
 class SnoozeView:
-    """A session's park and its wake-up, for the session page."""
+    """A session's park and its wake-up, for the session page (labels in the account's zone)."""
 
     parked: bool
     wake_at: datetime | None
     woke_at: datetime | None
+    time_zone: str = DEFAULT_TIME_ZONE
+
+    def label(self, instant: datetime | None) -> str:
+        return local_label(instant, self.time_zone)
+
+
+def local_label(instant: datetime | None, zone: str) -> str:
+    """An instant as the account reads it: "Thu 3 Dec, 09:00 (Europe/London)"."""
+    if instant is None:
+        return ""
+    local = instant.astimezone(zone_of(zone))
+    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M} ({zone or DEFAULT_TIME_ZONE})"
 
 
 def snooze_of(db: Session, session_id: int) -> SnoozeView:
     handoff = case_events.open_handoff(db, session_id)
     if handoff is None or handoff.intent != HandoffIntent.PARK:
         return SnoozeView(parked=False, wake_at=None, woke_at=None)
-    return SnoozeView(parked=True, wake_at=handoff.wake_at, woke_at=handoff.woke_at)
+    zone = account_time_zone(db, handoff.account_id)
+    return SnoozeView(parked=True, wake_at=handoff.wake_at, woke_at=handoff.woke_at, time_zone=zone)
 
 
 # ------------------------------------------------------------------------- firing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import reflex as rx
 
 from escalation_app import routes
@@ -139,6 +141,9 @@ class SessionDetailState(AppState):
     parked: bool = False
     wake_at: str = ""
     woke_at: str = ""
+    # The same two in the account's time zone ("Thu 3 Dec, 09:00 (Europe/London)").
+    wake_label: str = ""
+    woke_label: str = ""
 
     @rx.var
     def root_causes(self) -> list[dict[str, str]]:
@@ -192,9 +197,7 @@ class SessionDetailState(AppState):
             return support_session, steps, mates, names, guidance, clock_rules.snooze_of(db, session_id)
 
         support_session, steps, mates, names, guidance, snooze = await run_db(read, actor=actor)
-        self.parked = snooze.parked
-        self.wake_at = snooze.wake_at.isoformat() if snooze.wake_at else ""
-        self.woke_at = snooze.woke_at.isoformat() if snooze.woke_at else ""
+        self._show_snooze(snooze)
         self.found = True
         self.session_pk = support_session.id
         self.summary = support_session.problem_summary
@@ -329,9 +332,10 @@ class SessionDetailState(AppState):
         timing.stamp("click-answer", path=self.router.url.path)
         self.guidance = ""
         self.assignee_name = ""
-        self.parked = intent == "park"
-        self.wake_at = handoff.wake_at.isoformat() if handoff.wake_at else ""
-        self.woke_at = ""
+        if intent == "park":
+            await self._reload_snooze()
+        else:
+            self._show_snooze(clock_rules.SnoozeView(parked=False, wake_at=None, woke_at=None))
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
@@ -359,7 +363,7 @@ class SessionDetailState(AppState):
             )
         if action.failed:
             return action.failure
-        self.wake_at = handoff.wake_at.isoformat() if handoff.wake_at else ""
+        await self._reload_snooze()
         return rx.toast.success("Wake-up set" if handoff.wake_at else "Snooze cancelled")
 
     @rx.event
@@ -369,8 +373,21 @@ class SessionDetailState(AppState):
             await action.run(clock_rules.unsnooze, session_id=self._route_session_id())
         if action.failed:
             return action.failure
-        self.wake_at = ""
+        await self._reload_snooze()
         return rx.toast.success("Snooze cancelled")
+
+    def _show_snooze(self, snooze: clock_rules.SnoozeView) -> None:
+        self.parked = snooze.parked
+        self.wake_at = snooze.wake_at.isoformat() if snooze.wake_at else ""
+        self.woke_at = snooze.woke_at.isoformat() if snooze.woke_at else ""
+        self.wake_label = snooze.label(snooze.wake_at)
+        self.woke_label = snooze.label(snooze.woke_at)
+
+    async def _reload_snooze(self) -> None:
+        session_id = self._route_session_id()
+        with contextlib.suppress(Exception):
+            # The change is committed; if this read fails the next load shows it.
+            self._show_snooze(await run_db(lambda db: clock_rules.snooze_of(db, session_id)))
 
 
 class SessionHistoryState(AppState):
