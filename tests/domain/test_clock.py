@@ -232,6 +232,8 @@ async def test_a_level_taken_before_the_claim_committed_fires_nothing_after_it(w
 def _claim_and_fire_at_once(world: World, handoff: SessionHandoff) -> tuple[object, object]:
     """Riley's claim and the level-2 handler, released at the same moment on two threads."""
     engine = world.db.get_bind()
+    riley = world.actor("riley")
+    # No transaction of the test's own stays open (on SQLite it would hold the write lock).
     world.db.commit()
     with Session(engine) as db:
         row = db.exec(select(OutboxJob).where(OutboxJob.dedupe_key == clock.level_key(handoff.id, 2))).one()
@@ -242,7 +244,7 @@ def _claim_and_fire_at_once(world: World, handoff: SessionHandoff) -> tuple[obje
     def claim():
         start.wait()
         with Session(engine, expire_on_commit=False) as db:
-            results["claim"] = claim_handoff(db=db, actor=world.actor("riley"), handoff_id=handoff.id)
+            results["claim"] = claim_handoff(db=db, actor=riley, handoff_id=handoff.id)
 
     def fire():
         start.wait()
