@@ -81,7 +81,7 @@ def test_a_one_minute_target_turns_red_and_re_escalates_to_level_2_live(people):
         # Morgan (owner, level 2 by default) watches the queue with nothing unread.
         _mark_read("morgan@northwind.example")
         morgan = people.signed_in("morgan@northwind.example", "/escalations")
-        expect(morgan.get_by_role("button", name="Notifications")).to_be_visible()
+        expect(morgan.get_by_role("button", name="Notifications", exact=True)).to_be_visible()
 
         summary = f"Core switch flapping {uuid.uuid4().hex[:6]}"
         engineer = _create_session_with_steps(people, summary, [("Checked the uplink", "CRC errors")])
@@ -94,7 +94,7 @@ def test_a_one_minute_target_turns_red_and_re_escalates_to_level_2_live(people):
         morgan.get_by_role("button", name=unread).click()
         morgan.get_by_role("button", name="Mark all read").click()
         morgan.keyboard.press("Escape")
-        expect(morgan.get_by_role("button", name="Notifications")).to_be_visible()
+        expect(morgan.get_by_role("button", name="Notifications", exact=True)).to_be_visible()
 
         card = _card(morgan, summary)
         ticking = card.locator(".response-clock")
