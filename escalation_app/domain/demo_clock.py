@@ -1,7 +1,7 @@
 """Snoozed parks for the demo (`python -m escalation_app.seed`), after `load_demo_data`.
 
 Alex's parked laptop session wakes tomorrow at 9:00 (a real wake-up timer), and Sam
-has a parked session that woke up twenty minutes ago, at the top of the queue. The
+has a parked session (from three hours ago) that has just woken up, at the top of the queue. The
 breached escalations come with the demo history (`demo_history._add_clock`).
 """
 
@@ -61,7 +61,8 @@ def load_demo_clock(db: Session, *, now: datetime | None = None) -> int:
         notes="Waiting for the client's firewall change window.",
     )
     handoff.created_at = now - timedelta(hours=3)
-    handoff.woke_at = now - timedelta(minutes=20)
+    # It woke up just now: the top of the queue.
+    handoff.woke_at = now
     db.add(handoff)
     db.commit()
     return count + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -634,3 +635,25 @@ def test_attainment_re_escalations_and_the_breached_filter(world):
     with pytest.raises(InvalidInput, match="claimed, unclaimed, breached"):
         parse_filters({"claimed": "late"})
     assert HistoryFilters(claimed="breached").claimed == "breached"
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+def test_the_demo_has_breached_and_snoozed_items_once(world):
+    from escalation_app.domain.demo_clock import PARKED_SUMMARY, WOKEN_SUMMARY, load_demo_clock
+    from escalation_app.domain.demo_history import load_demo_history
+
+    load_demo_history(world.db)
+    assert load_demo_clock(world.db) == 2
+    assert load_demo_clock(world.db) == 0
+    world.db.expire_all()
+    cards = [card_view(c) for c in get_queue(db=world.db, actor=world.actor("riley"))]
+    # A park that woke up is on top; waiting escalations past their target are re-escalated.
+    assert cards[0]["summary"] == WOKEN_SUMMARY and cards[0]["woke_at"] != ""
+    breached = [c for c in cards if c["level_label"] == "Re-escalated to level 2"]
+    assert len(breached) >= 2 and all(c["due_at"] for c in breached)
+    parked = next(c for c in cards if c["summary"] == PARKED_SUMMARY)
+    park = _fresh(world, uuid.UUID(parked["id"]))
+    assert park.wake_at is not None and park.wake_at > park.created_at
+    assert [t.status for t in _timers(world, park.id)] == ["pending"]
