@@ -443,11 +443,12 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
 
 
 def _add_clock(handoff: SessionHandoff, account_id: int, now: datetime) -> None:
-    """The default response target, as if the clock had run: a waiting escalation past its
-    target has been re-escalated to level 2 (a breached card in the queue)."""
+    """The default response target, as if the clock had run: one picked up late, or still
+    waiting past its target (a breached card in the queue), went to level 2 at its target."""
     handoff.clock = clock.snapshot(EscalationPolicy(account_id=account_id), handoff.priority)
     handoff.response_due_at = handoff.created_at + timedelta(minutes=handoff.clock["target_minutes"])
-    if handoff.claimed_at is None and handoff.response_due_at < now:
+    late = handoff.claimed_at is None or handoff.claimed_at > handoff.response_due_at
+    if late and handoff.response_due_at < now:
         handoff.escalation_level = 2
         handoff.re_escalated_at = handoff.response_due_at
 
