@@ -363,6 +363,8 @@ def claimed(db: Session, handoff: SessionHandoff, *, now: datetime) -> None:
             _stall_key(handoff.id, handoff.claimed_at, 1),
             handoff.claimed_at + timedelta(minutes=int(stall)),
             now,
+            # The key names this claim's instant: no earlier job can have it.
+            fresh=True,
             timer=Timer.STALL.value,
             stage=1,
             claimed_at=handoff.claimed_at.isoformat(),
