@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from escalation_app.domain import clock
 from escalation_app.domain.case_events import RootCause
 from escalation_app.domain.handoffs import build_snapshot
 from escalation_app.domain.models import (
@@ -26,6 +27,7 @@ from escalation_app.domain.models import (
     AIStatus,
     CaseEvent,
     CaseEventKind,
+    EscalationPolicy,
     HandoffIntent,
     HandoffOutcome,
     Priority,
@@ -406,6 +408,7 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
         )
         if intent == HandoffIntent.ESCALATE:
             _add_assessment(rng, handoff, problem, created)
+            _add_clock(handoff, account.id, now)
         else:
             handoff.ai_status = AIStatus.NOT_NEEDED
 
@@ -438,6 +441,17 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
     _add_lessons(db, random.Random(seed + 2), users, planned, problems, now)
     db.commit()
     return len(planned) + extra
+
+
+def _add_clock(handoff: SessionHandoff, account_id: int, now: datetime) -> None:
+    """The default response target, as if the clock had run: one picked up late, or still
+    waiting past its target (a breached card in the queue), went to level 2 at its target."""
+    handoff.clock = clock.snapshot(EscalationPolicy(account_id=account_id), handoff.priority)
+    handoff.response_due_at = handoff.created_at + timedelta(minutes=handoff.clock["target_minutes"])
+    late = handoff.claimed_at is None or handoff.claimed_at > handoff.response_due_at
+    if late and handoff.response_due_at < now:
+        handoff.escalation_level = 2
+        handoff.re_escalated_at = handoff.response_due_at
 
 
 # How each demo problem's domain was usually fixed (the resolution's root cause).

@@ -221,7 +221,44 @@ class SessionHandoff(SQLModel, table=True):
     # How many items of the escalation completeness check were missing when it was sent
     # (`domain.completeness`); None for parks and for escalations sent before the check.
     completeness_missing: int | None = None
+    # The escalation clock (`domain.clock`): when it should be picked up by (the
+    # account's target for its priority, snapshotted at creation with the rest of the
+    # policy in `clock`), the re-escalation level reached and when level 2 fired.
+    response_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    clock: dict | None = Field(default=None, sa_column=Column(JSONDoc))
+    escalation_level: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    re_escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A snoozed park: when it wakes (None when not snoozed), and when it last woke.
+    wake_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    woke_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created_at()
+
+
+class EscalationPolicy(SQLModel, table=True):
+    """An account's escalation clock: response targets per priority, the re-escalation
+    ladder, the stalled-claim reminder, and the account's time zone (`domain.clock`).
+
+    One row per account; without a row the defaults of `domain.clock` apply.
+    """
+
+    __tablename__ = "escalation_policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", unique=True)
+    time_zone: str = Field(default="UTC", max_length=64)
+    urgent_minutes: int = 5
+    high_minutes: int = 15
+    normal_minutes: int = 30
+    low_minutes: int = 120
+    # Level 2 (at the response target): these users; empty means the account's owners and admins.
+    level2_user_ids: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    # Level 3, this long after level 2 (None: no level 3); empty users means the owners.
+    level3_after_minutes: int | None = None
+    level3_user_ids: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    # A claimed escalation with no step, hand-back or resolution this long (None: off).
+    stall_minutes: int | None = 60
+    updated_at: datetime = _created_at()
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
 
 
 class CaseEvent(SQLModel, table=True):

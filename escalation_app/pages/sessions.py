@@ -8,6 +8,7 @@ from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
 from escalation_app.components.casework import select_field, verdict_field
 from escalation_app.components.layout import page_heading, shown_when, template
+from escalation_app.components.snooze import snooze_panel, wake_fields
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.sessions import STEP_CHUNKS, SessionDetailState, SessionHistoryState, SessionsState
 
@@ -343,7 +344,8 @@ def park_dialog() -> rx.Component:
         fields=[
             labelled_textarea(
                 "Notes", "notes", placeholder="What are you waiting for?", max_length=5000, rows="3"
-            )
+            ),
+            *wake_fields(),
         ],
         submit_label="Park session",
         on_submit=S.park,
@@ -485,6 +487,7 @@ def session_detail_body() -> rx.Component:
             wrap="wrap",
         ),
         working_note(),
+        snooze_panel(s),
         rx.grid(
             rx.card(
                 rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),

@@ -34,7 +34,7 @@ from escalation_app.domain import outbox
 from escalation_app.domain.db import get_engine, session_scope
 from escalation_app.domain.outbox import JobKind, JobView
 from escalation_app.domain.types import utcnow
-from escalation_app.services import ai_review, assessment, notifications, psa, realtime
+from escalation_app.services import ai_review, assessment, clock, notifications, psa, realtime
 from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import get_settings
 
@@ -49,6 +49,7 @@ HANDLERS: dict[str, Handler] = {
     JobKind.PSA_NOTE: psa.run_psa_job,
     JobKind.ASSESSMENT: assessment.run_assessment_job,
     JobKind.GRADING: ai_review.run_grading_job,
+    JobKind.TIMER: clock.run_timer_job,
 }
 
 POLL_SECONDS = 5.0

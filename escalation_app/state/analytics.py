@@ -9,7 +9,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import analytics as analytics_rules
-from escalation_app.domain import patterns
+from escalation_app.domain import clock_analytics, patterns
 from escalation_app.state.base import AppState, run_db
 
 
@@ -82,6 +82,10 @@ class AnalyticsState(AppState):
     # are rows of `recurring_cases` with the same "key" ({"key", "summary", "href"}).
     recurring: list[dict[str, str]] = []
     recurring_cases: list[dict[str, str]] = []
+    # The escalation clock (`domain.clock_analytics`).
+    response_weeks: list[dict[str, Any]] = []
+    response_priorities: list[dict[str, str]] = []
+    breached_open: int = 0
 
     @rx.event
     async def load(self):
@@ -95,6 +99,7 @@ class AnalyticsState(AppState):
                 return
             a = await run_db(analytics_rules.escalation_analytics, actor=actor)
             lessons = await run_db(patterns.lessons, actor=actor)
+            r = await run_db(clock_analytics.response_analytics, actor=actor)
         if action.failed:
             return action.failure
         self.this_week, self.last_week = a.escalations_this_week, a.escalations_last_week
@@ -128,4 +133,16 @@ class AnalyticsState(AppState):
             for i, p in enumerate(lessons.recurring)
             for c in p["cases"]
         ]
+        self.response_weeks = r.per_week
+        self.response_priorities = [
+            {
+                "priority": row["priority"].capitalize(),
+                "target": "—" if row["target_minutes"] is None else f"{row['target_minutes']} min",
+                "claim_p50": "—" if row["claim_p50_minutes"] is None else f"{row['claim_p50_minutes']:g} min",
+                "attainment": "—" if row["attainment_pct"] is None else f"{row['attainment_pct']:g}%",
+                "decided": f"{row['met']} met · {row['breached']} breached",
+            }
+            for row in r.per_priority
+        ]
+        self.breached_open = r.breached_open
         self.loaded = True

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import reflex as rx
 
 from escalation_app import routes
 from escalation_app.domain import case_events, casework, grading
+from escalation_app.domain import clock as clock_rules
 from escalation_app.domain import completeness as completeness_rules
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
@@ -153,6 +156,13 @@ class SessionDetailState(AppState):
     # The resolve dialog asks "Was the AI's likely cause right?" about this (`domain.grading`).
     grade_cause: str = ""
     grade_confidence: str = ""
+    # Snooze ("Wake me", `domain.clock`): the parked session's wake-up, and its last one.
+    parked: bool = False
+    wake_at: str = ""
+    woke_at: str = ""
+    # The same two in the account's time zone ("Thu 3 Dec, 09:00 (Europe/London)").
+    wake_label: str = ""
+    woke_label: str = ""
 
     @rx.var
     def root_causes(self) -> list[dict[str, str]]:
@@ -204,11 +214,13 @@ class SessionDetailState(AppState):
                 names[user_id] = user.display_name if user else ""
             guidance = case_events.current_guidance(db, support_session)
             question = grading.question_for(db, support_session)
-            return support_session, steps, mates, names, guidance, question
+            snooze = clock_rules.snooze_of(db, session_id)
+            return support_session, steps, mates, names, guidance, question, snooze
 
-        support_session, steps, mates, names, guidance, question = await run_db(read, actor=actor)
+        support_session, steps, mates, names, guidance, question, snooze = await run_db(read, actor=actor)
         self.grade_cause = question.likely_cause if question else ""
         self.grade_confidence = question.confidence if question else ""
+        self._show_snooze(snooze)
         self.found = True
         self.session_pk = support_session.id
         self.summary = support_session.problem_summary
@@ -410,15 +422,26 @@ class SessionDetailState(AppState):
         async with self._domain_action(busy="busy", doing=intent) as action:
             yield
             target = str(form_data.get("target_user_id", "") or "")
-            handoff = await action.run(
-                handoff_rules.create_handoff,
-                session_id=self._route_session_id(),
-                intent=intent,
-                notes=str(form_data.get("notes", "")),
-                priority=str(form_data.get("priority", "") or "normal"),
-                target_user_id=None if target in ("", "team") else target,
-                customer_sees=str(form_data.get("customer_sees", "") or ""),
-            )
+            if intent == "park":
+                handoff = await action.run(
+                    clock_rules.park,
+                    session_id=self._route_session_id(),
+                    notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
+                    wake=str(form_data.get("wake", "") or "none"),
+                    wake_at=str(form_data.get("wake_at", "") or ""),
+                )
+            else:
+                handoff = await action.run(
+                    handoff_rules.create_handoff,
+                    session_id=self._route_session_id(),
+                    intent=intent,
+                    notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
+                    customer_sees=str(form_data.get("customer_sees", "") or ""),
+                )
         if action.failed:
             yield action.failure
             return
@@ -433,6 +456,10 @@ class SessionDetailState(AppState):
         timing.stamp("click-answer", path=self.router.url.path)
         self.guidance = ""
         self.assignee_name = ""
+        if intent == "park":
+            await self._reload_snooze()
+        else:
+            self._show_snooze(clock_rules.SnoozeView(parked=False, wake_at=None, woke_at=None))
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
@@ -447,6 +474,44 @@ class SessionDetailState(AppState):
     async def park(self, form_data: dict):
         async for update in self._hand_off("park", form_data):
             yield update
+
+    @rx.event
+    async def snooze(self, form_data: dict):
+        """Set or move "Wake me" on this parked session."""
+        async with self._domain_action(busy="busy", doing="snooze it") as action:
+            handoff = await action.run(
+                clock_rules.snooze,
+                session_id=self._route_session_id(),
+                wake=str(form_data.get("wake", "") or ""),
+                wake_at=str(form_data.get("wake_at", "") or ""),
+            )
+        if action.failed:
+            return action.failure
+        await self._reload_snooze()
+        return rx.toast.success("Wake-up set" if handoff.wake_at else "Snooze cancelled")
+
+    @rx.event
+    async def unsnooze(self):
+        """Cancel the wake-up early (the session stays parked)."""
+        async with self._domain_action(busy="busy", doing="cancel the snooze") as action:
+            await action.run(clock_rules.unsnooze, session_id=self._route_session_id())
+        if action.failed:
+            return action.failure
+        await self._reload_snooze()
+        return rx.toast.success("Snooze cancelled")
+
+    def _show_snooze(self, snooze: clock_rules.SnoozeView) -> None:
+        self.parked = snooze.parked
+        self.wake_at = snooze.wake_at.isoformat() if snooze.wake_at else ""
+        self.woke_at = snooze.woke_at.isoformat() if snooze.woke_at else ""
+        self.wake_label = snooze.label(snooze.wake_at)
+        self.woke_label = snooze.label(snooze.woke_at)
+
+    async def _reload_snooze(self) -> None:
+        session_id = self._route_session_id()
+        with contextlib.suppress(Exception):
+            # The change is committed; if this read fails the next load shows it.
+            self._show_snooze(await run_db(lambda db: clock_rules.snooze_of(db, session_id)))
 
 
 class SessionHistoryState(AppState):
