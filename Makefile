@@ -51,7 +51,7 @@ dev: deps bun seed
 
 ## The whole test suite (domain on SQLite + PostgreSQL, services, browser tests in Chromium).
 test: dev-deps bun
-	$(PY) -m pytest
+	$(PY) -m tests.run_suite
 
 lint: dev-deps
 	$(VENV)/bin/ruff check .

@@ -148,7 +148,12 @@ class BrowserDesk:
         self.engineer = await self._window(self.data.engineer.token, "/sessions")
         for senior in self.data.seniors[:2]:
             page = await self._window(self.data.new_token(senior), "/escalations")
-            await page.get_by_role("heading", name="Escalations").wait_for(timeout=60_000)
+            try:
+                await page.get_by_role("heading", name="Escalations").wait_for(timeout=60_000)
+            except Exception:
+                await page.screenshot(path="/tmp/bench-senior.png")
+                (Path("/tmp") / "bench-senior.html").write_text(await page.content())
+                raise
             self.seniors.append(page)
         return self
 

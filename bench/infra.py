@@ -202,6 +202,8 @@ def app_server(
     else:
         run_env.pop("REFLEX_FRONTEND_PORT")
         run_env["REFLEX_API_URL"] = f"http://127.0.0.1:{port}"
+        # The backend accepts the websocket only from its own frontend's origin.
+        run_env["FRONTEND_URL"] = f"http://127.0.0.1:{frontend_port}"
         cmd += ["--env", frontend, "--frontend-port", str(frontend_port), "--backend-port", str(port)]
         if frontend == "prod":
             cmd.append("--single-port")

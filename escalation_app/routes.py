@@ -15,6 +15,7 @@ HISTORY = "/history"
 ANALYTICS = "/analytics"
 ADMIN_USERS = "/admin/users"
 ADMIN_INTEGRATIONS = "/admin/integrations"
+ADMIN_POLICY = "/admin/policy"
 
 
 def session_detail(session_id: int | str) -> str:

@@ -2,6 +2,7 @@
 
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.demo_cases import load_demo_cases
+from escalation_app.domain.demo_clock import load_demo_clock
 from escalation_app.domain.demo_data import load_demo_data
 from escalation_app.domain.demo_history import load_demo_history
 
@@ -13,6 +14,8 @@ def main() -> None:
         history = load_demo_history(db)
         # Resolved cases like the demo's open handoffs, for their "Similar past cases".
         load_demo_cases(db)
+        # A snoozed park and one that woke up (breached escalations come with the history).
+        load_demo_clock(db)
     print("Demo data loaded." if created else "Demo data already present.")
     if history:
         print(f"Demo history loaded: {history} handoffs.")

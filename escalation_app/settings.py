@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     escalation_ai_model: str = "claude-sonnet-5-5"
     escalation_ai_assessment_timeout_seconds: float = 30.0
+    # "What will the senior ask?" in the Escalate dialog: a fast model, and how long the
+    # dialog waits for it before the hint is simply left out.
+    anthropic_fast_model: str = "claude-haiku-4-5"
+    senior_questions_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
 
     frontend_url: str = "http://localhost:3000"
 

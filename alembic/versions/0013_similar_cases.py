@@ -1,7 +1,7 @@
 """similar past cases: a search document per resolved case, and each database's full-text index
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 05:00:00.000000
 
 `case_search` holds one document per resolved, handed-off session (`domain.similar_cases`
@@ -25,7 +25,7 @@ from alembic import op
 import escalation_app.domain.types
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

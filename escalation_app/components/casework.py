@@ -109,3 +109,38 @@ def form_dialog(
         open=is_open,
         on_open_change=on_open_change,
     )
+
+
+VERDICT_CHOICES = (("yes", "Yes"), ("partly", "Partly"), ("no", "No"), ("", "Skip"))
+
+
+def verdict_field(likely_cause, confidence) -> rx.Component:
+    """Ask "Was the AI's likely cause right?" (native radios named `ai_verdict`; Skip is the default)."""
+    return rx.el.fieldset(
+        rx.el.legend("Was the AI's likely cause right?", style=LABEL_STYLE),
+        rx.text(
+            likely_cause,
+            rx.text(" (", confidence, " confidence)", color_scheme="gray", as_="span"),
+            size="2",
+            style={"font_style": "italic"},
+        ),
+        rx.hstack(
+            *[
+                rx.el.label(
+                    rx.el.input(
+                        type="radio",
+                        name="ai_verdict",
+                        value=value,
+                        default_checked=value == "",
+                    ),
+                    " " + text,
+                    style={"font_size": "var(--font-size-2)", "display": "flex", "gap": "0.25rem"},
+                )
+                for value, text in VERDICT_CHOICES
+            ],
+            spacing="4",
+            wrap="wrap",
+        ),
+        style={"border": "none", "padding": "0", "margin": "0", "width": "100%"},
+        aria_label="Was the AI's likely cause right?",
+    )

@@ -111,6 +111,7 @@ def header() -> rx.Component:
                     rx.cond(AppState.is_manager, nav_link("Analytics", routes.ANALYTICS)),
                     rx.cond(AppState.is_manager, nav_link("Users", routes.ADMIN_USERS)),
                     rx.cond(AppState.is_manager, nav_link("Integrations", routes.ADMIN_INTEGRATIONS)),
+                    rx.cond(AppState.is_manager, nav_link("Policy", routes.ADMIN_POLICY)),
                     spacing="4",
                     wrap="wrap",
                 ),

@@ -248,6 +248,8 @@ class AssessmentInput:
     latest_notes: str
     steps: tuple[StepLine, ...]
     total_steps: int
+    # The Escalate dialog's "What the customer sees" (`domain.completeness`), if given.
+    customer_sees: str = ""
     # Resolved cases like this one that every reader of the handoff may open, most similar
     # first (`domain.similar_cases`): context for the model, which may cite them.
     similar_cases: tuple[SimilarCase, ...] = ()
@@ -320,6 +322,7 @@ def load_assessment_input(*, db: Session, handoff_id: str | uuid.UUID) -> Assess
         latest_notes=truncate(_latest_earlier_notes(db, handoff), NOTES_MAX),
         steps=steps,
         total_steps=len(raw_steps),
+        customer_sees=truncate(snapshot.get("customer_sees"), NOTES_MAX),
     )
     texts = [inp.problem_summary, inp.problem_domain, inp.escalation_reason, inp.latest_notes]
     texts += [f"{s.tried} {s.result}" for s in steps]
@@ -375,6 +378,8 @@ def build_prompt(inp: AssessmentInput) -> str:
         f"Priority: {inp.priority}",
         f"Escalation reason: {inp.escalation_reason or '(none given)'}",
     ]
+    if inp.customer_sees:
+        lines.append(f"What the customer sees: {inp.customer_sees}")
     if inp.latest_notes:
         lines.append(f"Earlier notes: {inp.latest_notes}")
     lines.append(f"Steps tried ({inp.total_steps}):")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import case_events, effects, similar_cases, validation
+from escalation_app.domain import case_events, effects, grading, similar_cases, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.case_events import NOTE_MAX, RootCause
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -78,17 +78,27 @@ def _user(db: Session, user_id: int | None) -> User | None:
 
 
 def resolve_case(
-    *, db: Session, actor: Actor, session_id: int | str, fix: str, root_cause: str
+    *,
+    db: Session,
+    actor: Actor,
+    session_id: int | str,
+    fix: str,
+    root_cause: str,
+    ai_verdict: str | None = None,
 ) -> SupportSession:
     """Resolve a session with what fixed it and a root cause (its owner or its assignee).
 
     Every open handoff of the session ends as `resolved` (a card still waiting in the
     queue leaves it). Whoever handed the case off along the way (the owner first) is
     told how it was fixed: bell, email, and the PSA ticket gets "Resolved: …".
+    `ai_verdict` answers "Was the AI's likely cause right?" (yes / partly / no, or
+    empty to skip); when the case has a real assessment its grade is recorded
+    (`domain.grading`), and with an API key Claude grades it too, after the commit.
     """
     _require_worker(actor)
     fix_text = validation.text(fix, "What fixed it", max_length=FIX_MAX, required=True)
     cause = validation.choice(root_cause, RootCause, "Root cause")
+    verdict = grading.parse_verdict(ai_verdict)
     support_session = _session_of_account(db, actor, session_id)
     if actor.id not in (support_session.owner_id, support_session.assignee_id):
         if support_session.status == SessionStatus.RESOLVED or _was_worker(db, support_session, actor):
@@ -125,6 +135,7 @@ def resolve_case(
         note=fix_text,
         root_cause=cause.value,
     )
+    grading.record_at_resolve(db, support_session=support_session, actor=actor, verdict=verdict, now=now)
     if handoff is not None:
         effects.case_resolved(
             db,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import similar_cases
+from escalation_app.domain import clock, similar_cases
 from escalation_app.domain.case_events import RootCause
 from escalation_app.domain.handoffs import build_snapshot
 from escalation_app.domain.models import (
@@ -27,6 +27,7 @@ from escalation_app.domain.models import (
     AIStatus,
     CaseEvent,
     CaseEventKind,
+    EscalationPolicy,
     HandoffIntent,
     HandoffOutcome,
     Priority,
@@ -407,6 +408,7 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
         )
         if intent == HandoffIntent.ESCALATE:
             _add_assessment(rng, handoff, problem, created)
+            _add_clock(handoff, account.id, now)
         else:
             handoff.ai_status = AIStatus.NOT_NEEDED
 
@@ -436,12 +438,24 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
     db.add_all(children)
     db.flush()
     extra = _add_casework(db, random.Random(seed + 1), users, planned, problems, now)
+    _add_lessons(db, random.Random(seed + 2), users, planned, problems, now)
     # The resolved ones are similar past cases from now on (`domain.similar_cases`).
     similar_cases.index_resolved_sessions(
         db, [s.id for s, _, _ in planned if s.status == SessionStatus.RESOLVED]
     )
     db.commit()
     return len(planned) + extra
+
+
+def _add_clock(handoff: SessionHandoff, account_id: int, now: datetime) -> None:
+    """The default response target, as if the clock had run: one picked up late, or still
+    waiting past its target (a breached card in the queue), went to level 2 at its target."""
+    handoff.clock = clock.snapshot(EscalationPolicy(account_id=account_id), handoff.priority)
+    handoff.response_due_at = handoff.created_at + timedelta(minutes=handoff.clock["target_minutes"])
+    late = handoff.claimed_at is None or handoff.claimed_at > handoff.response_due_at
+    if late and handoff.response_due_at < now:
+        handoff.escalation_level = 2
+        handoff.re_escalated_at = handoff.response_due_at
 
 
 # How each demo problem's domain was usually fixed (the resolution's root cause).
@@ -587,3 +601,131 @@ def _add_assessment(rng: random.Random, handoff: SessionHandoff, problem: Proble
         "offline": False,
         "start_here": f"Start here: {problem.next_steps[0]}.",
     }
+
+
+# What the desk learned (`domain.grading`, `domain.patterns`), from a third seeded stream
+# so the history above stays as it was: how complete each escalation was when sent
+# (complete ones picked up faster), quick fixes (some engineers' escalations are often
+# fixed within minutes of the pick-up: the coaching signal), one client's recurring
+# problem, and the graded assessments (right more often at high confidence).
+QUICK_FIX_SHARE = {"taylor": 0.45, "jamie": 0.25, "alex": 0.12, "sam": 0.08}
+RECURRING_CLIENT = "Harbor Dental"
+RECURRING_CASES = 4
+# (yes, partly, no) weights of the resolvers' answers by the assessment's confidence.
+HUMAN_VERDICTS = {"high": (7, 2, 1), "medium": (5, 3, 2), "low": (2, 3, 5)}
+AI_VERDICTS = {"high": (6, 3, 1), "medium": (4, 4, 2), "low": (2, 3, 5)}
+SKIPPED_SHARE = 0.15
+AI_GRADED_SHARE = 0.8
+AI_REASONS = {
+    "yes": "The fix addressed the cause the assessment named.",
+    "partly": "The fix was in the named area but the cause was narrower.",
+    "no": "What fixed it points to a different cause.",
+}
+
+
+def _add_lessons(
+    db: Session,
+    rng: random.Random,
+    users: dict[str, User],
+    planned: list[tuple[SupportSession, list[SessionStep], SessionHandoff]],
+    problems: list[Problem],
+    now: datetime,
+) -> None:
+    from escalation_app.domain.models import AssessmentGrade
+
+    db.flush()  # the case events of `_add_casework`
+    names = {u.id: key for key, u in users.items()}
+    account_id = planned[0][0].account_id if planned else None
+    escalations = db.exec(
+        select(SessionHandoff).where(
+            SessionHandoff.account_id == account_id, SessionHandoff.intent == HandoffIntent.ESCALATE
+        )
+    ).all()
+    # Completeness when sent: the faster half of the pick-ups were mostly complete.
+    waits = sorted(
+        (h.claimed_at - h.created_at).total_seconds() for h in escalations if h.claimed_at is not None
+    )
+    median_wait = waits[len(waits) // 2] if waits else 0
+    for handoff in sorted(escalations, key=lambda h: (h.created_at, str(h.id))):
+        if handoff.completeness_missing is not None:
+            continue  # sent through the dialog (the demo data's own), already checked
+        fast = (
+            handoff.claimed_at is not None
+            and (handoff.claimed_at - handoff.created_at).total_seconds() <= median_wait
+        )
+        complete = rng.random() < (0.75 if fast else 0.3)
+        handoff.completeness_missing = 0 if complete else rng.choice((1, 1, 2, 3))
+
+    resolved_events = {
+        e.handoff_id: e
+        for e in db.exec(
+            select(CaseEvent).where(
+                CaseEvent.account_id == account_id, CaseEvent.kind == CaseEventKind.RESOLVED
+            )
+        ).all()
+    }
+    # Quick fixes: resolved a few minutes after the pick-up.
+    for support_session, _steps, handoff in planned:
+        event = resolved_events.get(handoff.id)
+        if event is None or handoff.claimed_at is None or handoff.intent != HandoffIntent.ESCALATE:
+            continue
+        if rng.random() < QUICK_FIX_SHARE.get(names.get(handoff.handed_off_by_id, ""), 0.0):
+            fixed = handoff.claimed_at + timedelta(minutes=rng.randint(3, 9))
+            event.created_at = fixed
+            handoff.outcome_at = fixed
+            support_session.resolved_at = fixed
+            support_session.updated_at = fixed
+
+    # One client's recurring problem: the most common recent resolved problem, four times.
+    recent = [
+        (support_session, handoff, problem)
+        for (support_session, _steps, handoff), problem in zip(planned, problems, strict=True)
+        if support_session.status == SessionStatus.RESOLVED and handoff.created_at > now - timedelta(days=25)
+    ]
+    if recent:
+        counts: dict[str, int] = {}
+        for _, _, problem in recent:
+            counts[problem.summary] = counts.get(problem.summary, 0) + 1
+        common = max(sorted(counts), key=lambda summary: counts[summary])
+        for support_session, handoff, _ in [r for r in recent if r[2].summary == common][:RECURRING_CASES]:
+            support_session.client_name = RECURRING_CLIENT
+            handoff.snapshot = {**handoff.snapshot, "client_name": RECURRING_CLIENT}
+
+    # The graded assessments of resolved cases: the last escalation with a real assessment.
+    latest: dict[int, SessionHandoff] = {}
+    for handoff in sorted(escalations, key=lambda h: (h.created_at, str(h.id))):
+        if handoff.ai_status == AIStatus.READY and isinstance(handoff.ai_assessment_data, dict):
+            latest[handoff.session_id] = handoff
+    sessions = {s.id: s for s, _, _ in planned}
+    grades = []
+    for session_id, handoff in sorted(latest.items()):
+        support_session = sessions.get(session_id)
+        if support_session is None or support_session.status != SessionStatus.RESOLVED:
+            continue
+        confidence = str(handoff.ai_assessment_data.get("confidence") or "medium")
+        verdicts = ("yes", "partly", "no")
+        human = None
+        if rng.random() >= SKIPPED_SHARE:
+            human = rng.choices(verdicts, weights=HUMAN_VERDICTS.get(confidence, (1, 1, 1)), k=1)[0]
+        ai = None
+        if rng.random() < AI_GRADED_SHARE:
+            ai = rng.choices(verdicts, weights=AI_VERDICTS.get(confidence, (1, 1, 1)), k=1)[0]
+        resolved_at = support_session.resolved_at or support_session.updated_at
+        grades.append(
+            AssessmentGrade(
+                account_id=support_session.account_id,
+                session_id=session_id,
+                handoff_id=handoff.id,
+                confidence=confidence,
+                resolved_at=resolved_at,
+                human_verdict=human,
+                human_by_id=support_session.resolved_by_id if human else None,
+                ai_status=AIStatus.READY if ai else None,
+                ai_verdict=ai,
+                ai_reason=AI_REASONS[ai] if ai else None,
+                ai_model=DEMO_AI_MODEL if ai else None,
+                ai_graded_at=resolved_at + timedelta(seconds=20) if ai else None,
+                created_at=resolved_at,
+            )
+        )
+    db.add_all(grades)

@@ -140,6 +140,19 @@ def assessment_finished(db: Session, *, account_id: int, handoff_id: uuid.UUID, 
     release_escalation_note(db, handoff_id)
 
 
+def grading_requested(db: Session, *, account_id: int, handoff_id: uuid.UUID, now: datetime) -> None:
+    """A resolved case's assessment is graded against the fix by Claude (`domain.grading`)."""
+    outbox.enqueue(
+        db,
+        kind=JobKind.GRADING,
+        account_id=account_id,
+        handoff_id=handoff_id,
+        dedupe_key=f"grading:{handoff_id}",
+        run_at=now + AFTER_LIVE,
+        now=now,
+    )
+
+
 # ---------------------------------------------------------------------------
 # After the pick-up (`domain.casework`): resolve, hand back, escalate onward,
 # release, reassign.

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import case, or_, update
+from sqlalchemy import case, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import case_events, effects, validation
+from escalation_app.domain import case_events, clock, completeness, effects, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import AlreadyClaimed, InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.models import (
@@ -163,6 +163,8 @@ def create_handoff(
     notes: str = "",
     priority: str | None = None,
     target_user_id: int | None = None,
+    customer_sees: str = "",
+    wake_at: datetime | None = None,
 ) -> SessionHandoff:
     """Park or escalate a session, in one transaction.
 
@@ -175,13 +177,20 @@ def create_handoff(
     paused, escalate → escalated), inserts the handoff and, for an escalation, the
     in-app notification rows of its recipients, and its outbox jobs (live push; for an
     escalation also emails, webhooks, the PSA note and the AI assessment: see
-    `domain.effects`). Nothing is sent unless this commits.
+    `domain.effects`), and its timers (`domain.clock`: an escalation's response target
+    and re-escalation levels; a park's wake-up at `wake_at`, see `clock.park`). Nothing
+    is sent unless this commits. An escalation also keeps "what the customer sees" in
+    its snapshot and how many items of the completeness check (`domain.completeness`)
+    were missing: a hint, never a refusal.
     """
     if not actor.can_work_handoffs:
         raise PermissionDenied("Viewers have read-only access.")
     chosen_intent = validation.choice(intent, HandOffIntent, "Intent")
     chosen_priority = validation.choice(priority, Priority, "Priority", default=Priority.NORMAL)
     notes_text = validation.text(notes, "Notes", max_length=NOTES_MAX)
+    sees_text = validation.text(
+        customer_sees, "What the customer sees", max_length=completeness.CUSTOMER_SEES_MAX
+    )
 
     support_session = case_events.lock_session(db, session_id)
     if support_session is None or support_session.account_id != actor.account_id:
@@ -229,10 +238,22 @@ def create_handoff(
         ai_status=AIStatus.PENDING if chosen_intent == HandoffIntent.ESCALATE else AIStatus.NOT_NEEDED,
         created_at=now,
     )
+    if chosen_intent == HandoffIntent.ESCALATE:
+        if sees_text:
+            handoff.snapshot["customer_sees"] = sees_text
+        handoff.completeness_missing = completeness.check(
+            step_count=len(steps),
+            client_name=support_session.client_name,
+            psa_ticket_id=support_session.psa_ticket_id,
+            notes=notes_text,
+            customer_sees=sees_text,
+        ).missing
+    clock.arm(db, handoff, now=now, wake_at=wake_at if chosen_intent == HandoffIntent.PARK else None)
     db.add(handoff)
     # Notifications reference the handoff; without ORM relationships the unit of work
     # does not know to insert the handoff first.
     db.flush()
+    clock.start_timers(db, handoff, now=now)
 
     teammates: list[User] = []
     if chosen_intent == HandoffIntent.PARK:
@@ -403,6 +424,7 @@ def claim_handoff(*, db: Session, actor: Actor, handoff_id: str | uuid.UUID) -> 
         subject_user_id=actor.id,
     )
     db.refresh(handoff)
+    clock.claimed(db, handoff, now=now)
     effects.handoff_claimed(db, handoff, claimer_name=actor.display_name, now=now)
     db.commit()
     db.refresh(handoff)
@@ -426,6 +448,10 @@ class QueueCard:
     created_at: datetime
     # The session's owner (differs from who handed it off for an onward escalation).
     owner_id: int | None = None
+    # The escalation clock (`domain.clock`).
+    response_due_at: datetime | None = None
+    escalation_level: int = 1
+    woke_at: datetime | None = None
 
 
 NOTES_EXCERPT = 180
@@ -452,6 +478,13 @@ def card_view(card: QueueCard) -> dict[str, str]:
         "owner_id": str(card.owner_id if card.owner_id is not None else card.handed_off_by_id),
         "created_at": card.created_at.isoformat(),
         "href": f"/handoffs/{card.id}",
+        **clock.card_fields(
+            intent=card.intent,
+            response_due_at=card.response_due_at,
+            created_at=card.created_at,
+            escalation_level=card.escalation_level,
+            woke_at=card.woke_at,
+        ),
     }
 
 
@@ -480,7 +513,9 @@ def get_team_queue(
     For the live push, which reads each team's queue once and sends it to every tab
     showing it; code acting for one user goes through `get_queue`.
     """
-    return _cards(db, _queue_scope(account_id, team_id), (col(SessionHandoff.created_at).desc(),), limit)
+    # A snoozed park that woke up comes back to the top.
+    newest = func.coalesce(SessionHandoff.woke_at, SessionHandoff.created_at).desc()
+    return _cards(db, _queue_scope(account_id, team_id), (newest,), limit)
 
 
 def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[QueueCard]:
@@ -498,6 +533,9 @@ def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[Q
             SessionHandoff.target_user_id,
             SessionHandoff.created_at,
             SupportSession.owner_id,
+            SessionHandoff.response_due_at,
+            SessionHandoff.escalation_level,
+            SessionHandoff.woke_at,
         )
         .join(SupportSession, col(SupportSession.id) == SessionHandoff.session_id)
         .join(User, col(User.id) == SessionHandoff.handed_off_by_id)
@@ -519,6 +557,9 @@ def _cards(db: Session, conditions: list, order_by: tuple, limit: int) -> list[Q
             target_user_id=row[9],
             created_at=row[10],
             owner_id=row[11],
+            response_due_at=row[12],
+            escalation_level=row[13],
+            woke_at=row[14],
         )
         for row in rows
     ]

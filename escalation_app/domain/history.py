@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, or_
+from sqlalchemy import String, and_, case, cast, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -44,6 +44,7 @@ from escalation_app.domain.models import (
     SupportSession,
     User,
 )
+from escalation_app.domain.types import utcnow
 
 PAGE_SIZE = 50
 PAGE_SIZE_MAX = 200
@@ -53,7 +54,8 @@ SEARCH_MAX = 100
 # many handoffs match it (see `_search_condition`).
 SEARCH_SAMPLE = 200
 CSV_CHUNK_ROWS = 1000
-CLAIMED_CHOICES = ("claimed", "unclaimed")
+# "breached": escalations picked up after their response target, or still waiting past it.
+CLAIMED_CHOICES = ("claimed", "unclaimed", "breached")
 # Roles that read the whole account's history (viewers read-only).
 
 # URL query keys, in the order they are written back.
@@ -74,7 +76,7 @@ class HistoryFilters:
     claimed_by_id: int | None = None
     intent: str | None = None
     priority: str | None = None
-    claimed: str | None = None  # "claimed" | "unclaimed" | None (both)
+    claimed: str | None = None  # "claimed" | "unclaimed" | "breached" | None (all)
     q: str | None = None
     page: int = 1
 
@@ -192,7 +194,7 @@ def parse_filters(query: Mapping[str, Any]) -> HistoryFilters:
         raise InvalidInput("From date must be on or before the to date.")
     claimed = raw["claimed"].lower() or None
     if claimed is not None and claimed not in CLAIMED_CHOICES:
-        raise InvalidInput("Claimed must be one of: claimed, unclaimed.")
+        raise InvalidInput("Claimed must be one of: claimed, unclaimed, breached.")
     q = validation.text(raw["q"], "Search", max_length=SEARCH_MAX) or None
     return HistoryFilters(
         date_from=date_from,
@@ -333,11 +335,25 @@ def _conditions(db: Session, actor: Actor, filters: HistoryFilters) -> tuple[lis
         conditions.append(col(SessionHandoff.claimed_by_id).is_not(None))
     elif filters.claimed == "unclaimed":
         conditions.append(col(SessionHandoff.claimed_by_id).is_(None))
+    elif filters.claimed == "breached":
+        conditions.append(breached_condition(utcnow()))
     joins_session = False
     if filters.q:
         search, joins_session = _search_condition(db, actor, filters.q)
         conditions.append(search)
     return conditions, joins_session
+
+
+def breached_condition(now: datetime):
+    """Escalations past their response target: picked up late, or still unclaimed after it."""
+    due = col(SessionHandoff.response_due_at)
+    return and_(
+        due.is_not(None),
+        or_(
+            col(SessionHandoff.claimed_at) > due,
+            and_(col(SessionHandoff.claimed_at).is_(None), due < now),
+        ),
+    )
 
 
 NEWEST_FIRST = (col(SessionHandoff.created_at).desc(), col(SessionHandoff.id).desc())

@@ -218,7 +218,47 @@ class SessionHandoff(SQLModel, table=True):
     # How it ended (`HandoffOutcome`), None while open; an ended handoff is never in a queue.
     outcome: str | None = Field(default=None, max_length=16)
     outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # How many items of the escalation completeness check were missing when it was sent
+    # (`domain.completeness`); None for parks and for escalations sent before the check.
+    completeness_missing: int | None = None
+    # The escalation clock (`domain.clock`): when it should be picked up by (the
+    # account's target for its priority, snapshotted at creation with the rest of the
+    # policy in `clock`), the re-escalation level reached and when level 2 fired.
+    response_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    clock: dict | None = Field(default=None, sa_column=Column(JSONDoc))
+    escalation_level: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    re_escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A snoozed park: when it wakes (None when not snoozed), and when it last woke.
+    wake_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    woke_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created_at()
+
+
+class EscalationPolicy(SQLModel, table=True):
+    """An account's escalation clock: response targets per priority, the re-escalation
+    ladder, the stalled-claim reminder, and the account's time zone (`domain.clock`).
+
+    One row per account; without a row the defaults of `domain.clock` apply.
+    """
+
+    __tablename__ = "escalation_policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", unique=True)
+    time_zone: str = Field(default="UTC", max_length=64)
+    urgent_minutes: int = 5
+    high_minutes: int = 15
+    normal_minutes: int = 30
+    low_minutes: int = 120
+    # Level 2 (at the response target): these users; empty means the account's owners and admins.
+    level2_user_ids: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    # Level 3, this long after level 2 (None: no level 3); empty users means the owners.
+    level3_after_minutes: int | None = None
+    level3_user_ids: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    # A claimed escalation with no step, hand-back or resolution this long (None: off).
+    stall_minutes: int | None = 60
+    updated_at: datetime = _created_at()
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
 
 
 class CaseEvent(SQLModel, table=True):
@@ -406,3 +446,42 @@ class AccountIntegration(SQLModel, table=True):
     # Fernet token of the ConnectWise private key / HaloPSA client secret, never the
     # plaintext (a 512-character secret makes a token of about 800 characters).
     psa_secret_encrypted: str | None = Field(default=None, max_length=2048)
+
+
+class GradeVerdict(StrEnum):
+    """Was the assessment's likely cause right, compared with what fixed it."""
+
+    YES = "yes"
+    PARTLY = "partly"
+    NO = "no"
+
+
+class AssessmentGrade(SQLModel, table=True):
+    """The AI assessment of an escalation, graded against the fix (`domain.grading`).
+
+    Written in the resolve transaction when the resolved case has a real (not offline)
+    assessment: the resolver's answer (or None when they skipped the question) and the
+    assessment's own confidence, copied so the calibration table never re-reads JSON.
+    With an API key a background job adds Claude's verdict and one-line reason.
+    """
+
+    __tablename__ = "assessment_grade"
+    __table_args__ = (Index("ix_assessment_grade_account_resolved", "account_id", "resolved_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    session_id: int = Field(foreign_key="support_session.id")
+    # The escalation whose assessment is graded: one grade per assessment.
+    handoff_id: uuid.UUID = Field(foreign_key="session_handoff.id", unique=True)
+    confidence: str = Field(max_length=16)
+    resolved_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    human_verdict: str | None = Field(default=None, max_length=16)
+    human_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    # "pending" while the grading job runs, then "ready" or "failed"; None without a key.
+    ai_status: str | None = Field(default=None, max_length=16)
+    ai_verdict: str | None = Field(default=None, max_length=16)
+    ai_reason: str | None = Field(default=None, max_length=300)
+    ai_model: str | None = Field(default=None, max_length=100)
+    ai_error: str | None = Field(default=None, max_length=500)
+    ai_graded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created_at()

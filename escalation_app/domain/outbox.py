@@ -47,6 +47,11 @@ class JobKind(StrEnum):
     WEBHOOK = "webhook"
     PSA_NOTE = "psa_note"
     ASSESSMENT = "assessment"
+    # The resolved case's assessment graded against the fix by Claude (`domain.grading`).
+    GRADING = "grading"
+    # A due instant of the escalation clock (`domain.clock`): a re-escalation level, a
+    # stalled-claim reminder, a snoozed park's wake-up.
+    TIMER = "timer"
 
 
 class JobSkipped(Exception):
@@ -94,6 +99,8 @@ POLICIES: dict[str, KindPolicy] = {
     JobKind.WEBHOOK: KindPolicy(_fixed(30), 3, (timedelta(seconds=30), timedelta(minutes=2))),
     JobKind.PSA_NOTE: KindPolicy(_fixed(60), 3, (timedelta(seconds=30), timedelta(minutes=2))),
     JobKind.ASSESSMENT: KindPolicy(_assessment_lease, 3, (timedelta(seconds=10), timedelta(minutes=1))),
+    JobKind.GRADING: KindPolicy(_assessment_lease, 3, (timedelta(seconds=30), timedelta(minutes=2))),
+    JobKind.TIMER: KindPolicy(_fixed(30), 5, tuple(timedelta(seconds=s) for s in (5, 15, 60))),
 }
 
 

@@ -2,6 +2,7 @@
 
 from escalation_app.pages import (
     admin_integrations,
+    admin_policy,
     admin_users,
     escalations,
     handoff,
@@ -10,4 +11,13 @@ from escalation_app.pages import (
     sessions,
 )
 
-__all__ = ["admin_integrations", "admin_users", "escalations", "handoff", "history", "login", "sessions"]
+__all__ = [
+    "admin_integrations",
+    "admin_policy",
+    "admin_users",
+    "escalations",
+    "handoff",
+    "history",
+    "login",
+    "sessions",
+]

@@ -6,6 +6,7 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time
+from escalation_app.components.clock import response_clock
 from escalation_app.components.layout import page_heading, template
 from escalation_app.components.live import who_is_viewing
 from escalation_app.state.queue import QueueState
@@ -28,7 +29,18 @@ def queue_card(card) -> rx.Component:
                 rx.hstack(
                     priority_badge(card["priority"]),
                     intent_badge(card["intent"], card["intent_label"]),
+                    rx.cond(
+                        card["level_label"] != "",
+                        rx.badge(
+                            card["level_label"], color_scheme="red", variant="surface", high_contrast=True
+                        ),
+                    ),
+                    rx.cond(
+                        card["woke_at"] != "",
+                        rx.badge("Woke up", color_scheme="amber", variant="surface", high_contrast=True),
+                    ),
                     rx.spacer(),
+                    response_clock(due_at=card["due_at"], start_at=card["created_at"]),
                     rx.text(relative_time(card["created_at"]), size="1", color_scheme="gray"),
                     align="center",
                     width="100%",

@@ -12,6 +12,7 @@ from escalation_app.components.casework import (
     priority_field,
     select_field,
     text_field,
+    verdict_field,
 )
 from escalation_app.components.layout import shown_when, template
 from escalation_app.components.live import live_refresher, who_is_viewing
@@ -73,6 +74,7 @@ def resolve_dialog() -> rx.Component:
             select_field(
                 "Root cause", "root_cause", H.root_causes, first=("", "Choose a root cause…"), required=True
             ),
+            rx.cond(H.grade_cause != "", verdict_field(H.grade_cause, H.grade_confidence)),
         ],
         "Resolve",
         H.resolve,
@@ -386,6 +388,15 @@ def handoff_body() -> rx.Component:
                         H.notes != "",
                         rx.text(H.notes, white_space="pre-wrap"),
                         rx.text("No notes.", color_scheme="gray"),
+                    ),
+                    rx.cond(
+                        H.customer_sees != "",
+                        rx.vstack(
+                            rx.text("What the customer sees", weight="medium", size="2"),
+                            rx.text(H.customer_sees, white_space="pre-wrap", size="2"),
+                            spacing="1",
+                            margin_top="0.75rem",
+                        ),
                     ),
                     width="100%",
                 ),

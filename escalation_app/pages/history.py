@@ -7,6 +7,8 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.components.badges import PRIORITY_COLORS, intent_badge, priority_badge, relative_time
 from escalation_app.components.layout import page_heading, shown_when, template
+from escalation_app.components.response_analytics import response_section
+from escalation_app.pages.lessons import lessons_section
 from escalation_app.state.analytics import AnalyticsState as A
 from escalation_app.state.history import HistoryState as H
 
@@ -61,7 +63,11 @@ def filter_form() -> rx.Component:
                 "Intent", "intent", [("escalate", "Escalate"), ("park", "Park"), ("handback", "Hand back")]
             ),
             choice("Priority", "priority", [(p, p.capitalize()) for p in PRIORITY_COLORS]),
-            choice("Claimed", "claimed", [("claimed", "Claimed"), ("unclaimed", "Unclaimed")]),
+            choice(
+                "Claimed",
+                "claimed",
+                [("claimed", "Claimed"), ("unclaimed", "Unclaimed"), ("breached", "Breached target")],
+            ),
             field(
                 "Search",
                 rx.input(id="q", name="q", default_value=H.filters["q"], placeholder="Problem or notes"),
@@ -260,6 +266,7 @@ def analytics_page() -> rx.Component:
                     width="100%",
                 ),
             ),
+            response_section(),
             rx.grid(
                 chart_card("Escalations per engineer", bars(A.per_engineer, "count", "name")),
                 chart_card("Escalations per problem domain", bars(A.per_domain, "count", "domain", VIOLET)),
@@ -293,6 +300,7 @@ def analytics_page() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
+            lessons_section(),
             width="100%",
             spacing="4",
         ),

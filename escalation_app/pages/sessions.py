@@ -6,8 +6,9 @@ import reflex as rx
 
 from escalation_app import routes
 from escalation_app.components.badges import intent_badge, priority_badge, relative_time, status_badge
-from escalation_app.components.casework import select_field
+from escalation_app.components.casework import select_field, verdict_field
 from escalation_app.components.layout import page_heading, shown_when, template
+from escalation_app.components.snooze import snooze_panel, wake_fields
 from escalation_app.pages.login import labelled_input
 from escalation_app.state.sessions import STEP_CHUNKS, SessionDetailState, SessionHistoryState, SessionsState
 
@@ -211,6 +212,83 @@ def form_dialog(
     )
 
 
+# The check follows the typing after a pause this long: one round trip per pause, never
+# one per keystroke (the text areas stay uncontrolled, so typing never waits for it).
+TYPING_PAUSE_MS = 350
+
+
+def completeness_item(item) -> rx.Component:
+    return rx.el.li(
+        rx.hstack(
+            rx.cond(
+                item["ok"] == "yes",
+                rx.icon("circle-check", size=14, color="var(--green-11)"),
+                rx.icon("circle-dashed", size=14, color="var(--amber-11)"),
+            ),
+            rx.vstack(
+                rx.text(item["label"], size="1", weight="medium"),
+                rx.cond(item["ok"] != "yes", rx.text(item["hint"], size="1", color_scheme="gray")),
+                spacing="0",
+            ),
+            spacing="2",
+            align="start",
+        ),
+        data_ok=item["ok"],
+        style={"list_style": "none", "padding": "0.15rem 0"},
+    )
+
+
+def completeness_check() -> rx.Component:
+    """Hints while typing (never a block: Send always works), and this account's history."""
+    S = SessionDetailState
+    return rx.box(
+        rx.text(
+            rx.cond(
+                S.completeness_missing == 0,
+                "Ready: a senior can act on this.",
+                "Before you send (optional): " + S.completeness_missing.to_string() + " to add",
+            ),
+            size="1",
+            weight="medium",
+        ),
+        rx.el.ul(rx.foreach(S.completeness, completeness_item), style={"padding": "0", "margin": "0"}),
+        rx.cond(S.pickup_text != "", rx.text(S.pickup_text, size="1", color_scheme="iris")),
+        aria_label="Completeness check",
+        role="status",
+        width="100%",
+        style={"border": "1px solid var(--gray-a5)", "border_radius": "var(--radius-2)", "padding": "0.5rem"},
+    )
+
+
+def senior_questions() -> rx.Component:
+    """The "What will the senior ask?" hint: only with an API key; nothing shows when it gives nothing."""
+    S = SessionDetailState
+    return rx.cond(
+        S.ai_hints,
+        rx.vstack(
+            rx.button(
+                rx.icon("message-circle-question", size=14),
+                "What will the senior ask?",
+                type="button",
+                variant="ghost",
+                size="1",
+                loading=S.asking_senior,
+                on_click=S.ask_senior,
+            ),
+            rx.cond(
+                S.senior_questions.length() > 0,
+                rx.el.ul(
+                    rx.foreach(S.senior_questions, lambda q: rx.el.li(rx.text(q, size="1"))),
+                    aria_label="What the senior will ask",
+                    style={"margin": "0", "padding_left": "1.25rem"},
+                ),
+            ),
+            spacing="1",
+            width="100%",
+        ),
+    )
+
+
 def escalate_dialog() -> rx.Component:
     S = SessionDetailState
     return form_dialog(
@@ -224,10 +302,25 @@ def escalate_dialog() -> rx.Component:
         description="A senior picks it up with everything you tried so far.",
         fields=[
             labelled_textarea(
-                "Notes", "notes", placeholder="Why do you need help?", max_length=5000, rows="4"
+                "Notes",
+                "notes",
+                placeholder="Why do you need help?",
+                max_length=5000,
+                rows="4",
+                on_change=S.notes_typed.debounce(TYPING_PAUSE_MS),
+            ),
+            labelled_textarea(
+                "What the customer sees",
+                "customer_sees",
+                placeholder="The error message or symptom, in their words",
+                max_length=1000,
+                rows="2",
+                on_change=S.sees_typed.debounce(TYPING_PAUSE_MS),
             ),
             priority_select(),
             target_select(),
+            completeness_check(),
+            senior_questions(),
         ],
         submit_label="Send escalation",
         on_submit=S.escalate,
@@ -251,7 +344,8 @@ def park_dialog() -> rx.Component:
         fields=[
             labelled_textarea(
                 "Notes", "notes", placeholder="What are you waiting for?", max_length=5000, rows="3"
-            )
+            ),
+            *wake_fields(),
         ],
         submit_label="Park session",
         on_submit=S.park,
@@ -294,6 +388,7 @@ def resolve_dialog() -> rx.Component:
             select_field(
                 "Root cause", "root_cause", S.root_causes, first=("", "Choose a root cause…"), required=True
             ),
+            rx.cond(S.grade_cause != "", verdict_field(S.grade_cause, S.grade_confidence)),
         ],
         submit_label="Resolve",
         on_submit=S.resolve,
@@ -392,6 +487,7 @@ def session_detail_body() -> rx.Component:
             wrap="wrap",
         ),
         working_note(),
+        snooze_panel(s),
         rx.grid(
             rx.card(
                 rx.heading("Steps tried", size="3", as_="h2", margin_bottom="0.5rem"),

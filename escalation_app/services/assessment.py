@@ -35,6 +35,7 @@ from escalation_app.domain import assessments, outbox
 from escalation_app.domain.assessments import Assessment, AssessmentInput, MalformedAssessment
 from escalation_app.domain.db import session_scope
 from escalation_app.domain.handoffs import parse_handoff_id
+from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ async def ask_claude(inp: AssessmentInput, settings: Settings) -> tuple[Assessme
         before_sleep=before_sleep_log(logger, logging.WARNING),
         reraise=True,
     )
-    tls = await asyncio.to_thread(_tls_context)
+    tls = await in_job_thread(_tls_context)
     async with anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url or None,
@@ -233,7 +234,7 @@ def _fail(handoff_id: uuid.UUID, engine: Engine | None, reason: str) -> bool:
 
 async def _assess_and_store(handoff_id: uuid.UUID, engine: Engine | None) -> bool:
     """Produce and store the assessment; True when the row changed (ready or failed)."""
-    inp = await asyncio.to_thread(_load, handoff_id, engine)
+    inp = await in_job_thread(_load, handoff_id, engine)
     if inp is None:
         logger.info("handoff %s needs no assessment (gone, parked or already done)", handoff_id)
         return False
@@ -241,7 +242,7 @@ async def _assess_and_store(handoff_id: uuid.UUID, engine: Engine | None) -> boo
     settings = get_settings()
     if not settings.anthropic_api_key:
         summary = assessments.offline_summary(inp)
-        return await asyncio.to_thread(_store, handoff_id, engine, summary, assessments.OFFLINE_MODEL, True)
+        return await in_job_thread(_store, handoff_id, engine, summary, assessments.OFFLINE_MODEL, True)
 
     budget = settings.escalation_ai_assessment_timeout_seconds
     try:
@@ -255,10 +256,10 @@ async def _assess_and_store(handoff_id: uuid.UUID, engine: Engine | None) -> boo
         logger.exception("AI assessment of handoff %s failed unexpectedly", handoff_id)
         reason = failure_reason(error)
     else:
-        return await asyncio.to_thread(_store, handoff_id, engine, assessment, model, False)
+        return await in_job_thread(_store, handoff_id, engine, assessment, model, False)
 
     logger.warning("AI assessment of handoff %s failed: %s", handoff_id, reason)
-    return await asyncio.to_thread(_fail, handoff_id, engine, reason)
+    return await in_job_thread(_fail, handoff_id, engine, reason)
 
 
 async def run_assessment_job(job: outbox.JobView, engine: Engine | None = None) -> str:

@@ -7,6 +7,8 @@ Callers get an exception on failure and turn it into a delivery record with
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -104,6 +106,7 @@ async def send_message(config: SmtpConfig, message: EmailMessage) -> None:
     """
     smtp = aiosmtplib.SMTP(
         hostname=config.host,
+        local_hostname=_local_hostname(),
         port=config.port,
         username=config.username,
         password=config.password if config.username else None,
@@ -126,6 +129,16 @@ async def send_message(config: SmtpConfig, message: EmailMessage) -> None:
     except Exception:
         # Already accepted: a QUIT that stalls or fails changes nothing.
         smtp.close()
+
+
+@functools.cache
+def _local_hostname() -> str:
+    """The name we greet SMTP servers with (EHLO), looked up once per process.
+
+    aiosmtplib otherwise calls `socket.getfqdn()` (a blocking DNS lookup, on a thread)
+    for every connection, i.e. for every email.
+    """
+    return socket.getfqdn()
 
 
 def describe_smtp_error(exc: BaseException, *, timeout: float | None = None) -> str:

@@ -31,6 +31,7 @@ from escalation_app.domain.integrations import WebhookChannel, account_webhooks,
 from escalation_app.domain.models import Account, CaseEvent, SessionHandoff, User
 from escalation_app.domain.validation import choice
 from escalation_app.services import email, webhooks
+from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
         with session_scope(engine) as db:
             return work(db)
 
-    return await asyncio.to_thread(run)
+    return await in_job_thread(run)
 
 
 # --- The escalation message -------------------------------------------------------
@@ -224,12 +225,35 @@ def _case_email(db: Session, handoff: SessionHandoff, recipient: User, payload: 
     raise outbox.JobRefused(f"Unknown email message {message!r}")
 
 
+def _notice_email(db: Session, handoff: SessionHandoff, recipient: User, payload: dict) -> dict:
+    """A message of the escalation clock (re-escalated, stalled, woke up): its title and lead
+    were written with the job; the facts are read from the handoff now."""
+    esc = _describe(db, handoff)
+    title = str(payload.get("title") or f"Escalation Desk: {esc.summary}")
+    link = str(payload.get("link") or f"/handoffs/{handoff.id}")
+    return _render(
+        recipient,
+        subject=title,
+        lead=str(payload.get("lead") or title),
+        facts=[
+            ("Problem", esc.summary),
+            ("Client", esc.client),
+            ("Priority", esc.priority),
+            ("Handed off by", esc.escalator),
+        ],
+        link=f"{get_settings().frontend_url}{link}",
+        link_text="Open it in Escalation Desk",
+        footer=f"You get this from the escalation policy of {esc.account_name} in Escalation Desk.",
+    )
+
+
 # Which message an email job sends (its payload's "message"; escalation when absent).
 EMAIL_RENDERERS = {
     "escalation": lambda db, handoff, user, payload: _email_for(_describe(db, handoff), user),
     "resolved": _case_email,
     "handed_back": _case_email,
     "reassigned": _case_email,
+    "notice": _notice_email,
 }
 
 
@@ -301,7 +325,13 @@ def _webhook_content(db: Session, job: outbox.JobView) -> tuple[WebhookChannel, 
     url = account_webhooks(db=db, account_id=handoff.account_id).get(channel)
     if url is None:
         raise outbox.JobSkipped(WEBHOOK_GONE)
-    return channel, url, _chat_for(_describe(db, handoff))
+    message = _chat_for(_describe(db, handoff))
+    if job.payload.get("title"):
+        # A re-escalation (`domain.clock`): "Unclaimed for 30 min: …".
+        message = webhooks.ChatMessage(
+            title=str(job.payload["title"])[:300], facts=message.facts, link=message.link
+        )
+    return channel, url, message
 
 
 async def run_webhook_job(job: outbox.JobView, engine: Engine | None = None) -> str:

@@ -13,7 +13,6 @@ called. Secrets are never logged or written to a job.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,6 +25,7 @@ from escalation_app.domain import psa as psa_domain
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.db import session_scope
 from escalation_app.services.psa_clients import PsaError, check_connection, post_note
+from escalation_app.services.threads import in_job_thread
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def _in_thread(engine: Engine | None, work: Callable[[Session], T]) -> T:
         with session_scope(engine) as db:
             return work(db)
 
-    return await asyncio.to_thread(run)
+    return await in_job_thread(run)
 
 
 async def run_psa_job(job: outbox.JobView, engine: Engine | None = None) -> str:

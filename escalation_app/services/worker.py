@@ -34,7 +34,8 @@ from escalation_app.domain import outbox
 from escalation_app.domain.db import get_engine, session_scope
 from escalation_app.domain.outbox import JobKind, JobView
 from escalation_app.domain.types import utcnow
-from escalation_app.services import assessment, notifications, psa, realtime
+from escalation_app.services import ai_review, assessment, clock, notifications, psa, realtime
+from escalation_app.services.threads import in_job_thread
 from escalation_app.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ HANDLERS: dict[str, Handler] = {
     JobKind.WEBHOOK: notifications.run_webhook_job,
     JobKind.PSA_NOTE: psa.run_psa_job,
     JobKind.ASSESSMENT: assessment.run_assessment_job,
+    JobKind.GRADING: ai_review.run_grading_job,
+    JobKind.TIMER: clock.run_timer_job,
 }
 
 POLL_SECONDS = 5.0
@@ -149,7 +152,7 @@ class Worker:
             with session_scope(self.engine) as db:
                 return work(db, *args, **kwargs)
 
-        return await asyncio.to_thread(run)
+        return await in_job_thread(run)
 
     async def _run_unleased(self, job: JobView) -> None:
         """A live push of this process's own commit: now, then marked done."""

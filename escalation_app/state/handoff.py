@@ -7,7 +7,7 @@ import contextlib
 import reflex as rx
 
 from escalation_app import routes
-from escalation_app.domain import casework
+from escalation_app.domain import casework, grading
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import similar_cases as similar_case_rules
 from escalation_app.domain import support_sessions as session_rules
@@ -46,6 +46,7 @@ class HandoffState(AppState):
     intent: str = ""
     priority: str = ""
     notes: str = ""
+    customer_sees: str = ""
     handed_off_by: str = ""
     created_at: str = ""
     target_name: str = ""
@@ -87,6 +88,9 @@ class HandoffState(AppState):
     reassign_choices: list[dict[str, str]] = []
     open_dialog: str = ""
     working: bool = False
+    # The resolve dialog asks "Was the AI's likely cause right?" about this (`domain.grading`).
+    grade_cause: str = ""
+    grade_confidence: str = ""
     # Managers only: what the notifications did ("Notified: 4 by email, Slack ✓").
     delivery_text: str = ""
     psa_line: str = ""
@@ -130,6 +134,7 @@ class HandoffState(AppState):
         self.intent = h.intent
         self.priority = h.priority
         self.notes = h.engineer_notes
+        self.customer_sees = str(snap.get("customer_sees") or "")
         self.handed_off_by = detail.handed_off_by_name
         self.created_at = h.created_at.isoformat()
         self.target_name = detail.target_name or ""
@@ -202,6 +207,11 @@ class HandoffState(AppState):
         else:
             self.teammates = []
             self.reassign_choices = []
+        question = None
+        if self.is_assignee:
+            question = await run_db(grading.resolve_question, actor=actor, session_id=detail.session.id)
+        self.grade_cause = question.likely_cause if question else ""
+        self.grade_confidence = question.confidence if question else ""
         self.psa_line = await run_db(psa_status_line, actor=actor, handoff_id=handoff_id)
         similar = await run_db(similar_case_rules.similar_to_handoff, actor=actor, handoff_id=handoff_id)
         self.similar_cases = [
@@ -383,6 +393,7 @@ class HandoffState(AppState):
             done="Resolved — the escalating engineer has been told",
             fix=str(form_data.get("fix", "")),
             root_cause=str(form_data.get("root_cause", "")),
+            ai_verdict=str(form_data.get("ai_verdict", "") or ""),
         ):
             yield update
 

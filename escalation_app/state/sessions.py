@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import reflex as rx
 
 from escalation_app import routes
-from escalation_app.domain import case_events, casework
+from escalation_app.domain import case_events, casework, grading
+from escalation_app.domain import clock as clock_rules
+from escalation_app.domain import completeness as completeness_rules
 from escalation_app.domain import handoffs as handoff_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
+from escalation_app.domain.auth import resolve_auth_session
 from escalation_app.domain.case_events import ROOT_CAUSE_LABELS, root_cause_label
 from escalation_app.domain.errors import NotFound
 from escalation_app.domain.models import User
-from escalation_app.services import timing
+from escalation_app.services import ai_review, timing
+from escalation_app.settings import get_settings
 from escalation_app.state.base import AppState, parse_id, path_part, run_db
 
 INTENT_LABELS = {"park": "Parked", "escalate": "Escalated", "handback": "Handed back"}
 OUTCOME_LABELS = {"resolved": "Resolved", "handed_back": "Handed back", "escalated_on": "Escalated onward"}
 STATUS_LABELS = {"active": "Active", "paused": "Paused", "escalated": "Escalated", "resolved": "Resolved"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min"
 
 
 STEP_CHUNK = 20
@@ -134,6 +144,25 @@ class SessionDetailState(AppState):
     guidance_at: str = ""
     resolution: str = ""
     root_cause: str = ""
+    # The Escalate dialog's draft (debounced copies of what is typed), for its check.
+    draft_notes: str = ""
+    draft_sees: str = ""
+    pickup_text: str = ""
+    ai_hints: bool = False
+    asking_senior: bool = False
+    senior_questions: list[str] = []
+    # Moves on every open and ask, so a late answer never lands in a newer draft.
+    ask_round: int = 0
+    # The resolve dialog asks "Was the AI's likely cause right?" about this (`domain.grading`).
+    grade_cause: str = ""
+    grade_confidence: str = ""
+    # Snooze ("Wake me", `domain.clock`): the parked session's wake-up, and its last one.
+    parked: bool = False
+    wake_at: str = ""
+    woke_at: str = ""
+    # The same two in the account's time zone ("Thu 3 Dec, 09:00 (Europe/London)").
+    wake_label: str = ""
+    woke_label: str = ""
 
     @rx.var
     def root_causes(self) -> list[dict[str, str]]:
@@ -184,9 +213,14 @@ class SessionDetailState(AppState):
                 user = db.get(User, user_id) if user_id else None
                 names[user_id] = user.display_name if user else ""
             guidance = case_events.current_guidance(db, support_session)
-            return support_session, steps, mates, names, guidance
+            question = grading.question_for(db, support_session)
+            snooze = clock_rules.snooze_of(db, session_id)
+            return support_session, steps, mates, names, guidance, question, snooze
 
-        support_session, steps, mates, names, guidance = await run_db(read, actor=actor)
+        support_session, steps, mates, names, guidance, question, snooze = await run_db(read, actor=actor)
+        self.grade_cause = question.likely_cause if question else ""
+        self.grade_confidence = question.confidence if question else ""
+        self._show_snooze(snooze)
         self.found = True
         self.session_pk = support_session.id
         self.summary = support_session.problem_summary
@@ -236,6 +270,105 @@ class SessionDetailState(AppState):
     @rx.event
     def set_escalate_open(self, value: bool):
         self.escalate_open = value
+        if value:
+            # A fresh draft: the check starts from what the session already has.
+            self.draft_notes = ""
+            self.draft_sees = ""
+            self.senior_questions = []
+            self.asking_senior = False
+            self.ask_round += 1
+            return SessionDetailState.load_escalate_hints
+
+    @rx.var
+    def completeness(self) -> list[dict[str, str]]:
+        """The Escalate dialog's completeness check, from what was typed (debounced)."""
+        result = completeness_rules.check(
+            step_count=self.step_count,
+            client_name=self.client,
+            psa_ticket_id=self.ticket,
+            notes=self.draft_notes,
+            customer_sees=self.draft_sees,
+        )
+        return [
+            {"key": i.key, "label": i.label, "ok": "yes" if i.ok else "", "hint": i.hint}
+            for i in result.items
+        ]
+
+    @rx.var
+    def completeness_missing(self) -> int:
+        return sum(1 for item in self.completeness if not item["ok"])
+
+    @rx.event
+    def notes_typed(self, value: str):
+        self.draft_notes = str(value or "")[: handoff_rules.NOTES_MAX]
+
+    @rx.event
+    def sees_typed(self, value: str):
+        self.draft_sees = str(value or "")[: completeness_rules.CUSTOMER_SEES_MAX]
+
+    @rx.event
+    async def load_escalate_hints(self):
+        """This account's "complete escalations were picked up in … vs …", and whether the
+        senior-questions hint is available (an API key is configured)."""
+        self.ai_hints = bool(get_settings().anthropic_api_key)
+        actor = await self._actor()
+        if actor is None:
+            return
+        try:
+            comparison = await run_db(completeness_rules.pickup_comparison, account_id=actor.account_id)
+        except Exception:
+            # Only a hint: a failed read leaves it out.
+            comparison = None
+        self.pickup_text = (
+            ""
+            if comparison is None
+            else "Complete escalations were picked up in "
+            + _minutes(comparison.complete_seconds)
+            + " vs "
+            + _minutes(comparison.incomplete_seconds)
+            + " for incomplete ones (median, last 90 days)."
+        )
+
+    @rx.event(background=True)
+    async def ask_senior(self):
+        """Answer "What will the senior ask?": up to three questions from the fast model, off the
+        click path (Send never waits); no key, slow or failed: nothing is shown."""
+        async with self:
+            if self.asking_senior or not self.found:
+                return
+            session_id = self.session_pk
+            self.asking_senior = True
+            self.senior_questions = []
+            self.ask_round += 1
+            round_id = self.ask_round
+            notes, sees = self.draft_notes, self.draft_sees
+            token = self._auth_token()
+        questions: list[str] = []
+        try:
+            actor = await run_db(resolve_auth_session, token=token)
+            if actor is not None:
+
+                def read(db, actor):
+                    support_session = session_rules.get_worked_session(
+                        db=db, actor=actor, session_id=session_id
+                    )
+                    steps = session_rules.list_steps(db=db, session_id=session_id)
+                    return ai_review.questions_prompt(
+                        summary=support_session.problem_summary,
+                        client=support_session.client_name,
+                        steps=[f"{st.tried} -> {st.result or 'no result'}" for st in steps],
+                        notes=notes,
+                        customer_sees=sees,
+                    )
+
+                prompt = await run_db(read, actor=actor)
+                questions = await ai_review.senior_questions(prompt)
+        except Exception:
+            questions = []
+        async with self:
+            if self.ask_round == round_id:
+                self.senior_questions = questions
+                self.asking_senior = False
 
     @rx.event
     def set_park_open(self, value: bool):
@@ -274,6 +407,7 @@ class SessionDetailState(AppState):
                 session_id=self._route_session_id(),
                 fix=str(form_data.get("fix", "")),
                 root_cause=str(form_data.get("root_cause", "")),
+                ai_verdict=str(form_data.get("ai_verdict", "") or ""),
             )
             await self._reload(action.actor)
         if action.failed:
@@ -288,14 +422,26 @@ class SessionDetailState(AppState):
         async with self._domain_action(busy="busy", doing=intent) as action:
             yield
             target = str(form_data.get("target_user_id", "") or "")
-            handoff = await action.run(
-                handoff_rules.create_handoff,
-                session_id=self._route_session_id(),
-                intent=intent,
-                notes=str(form_data.get("notes", "")),
-                priority=str(form_data.get("priority", "") or "normal"),
-                target_user_id=None if target in ("", "team") else target,
-            )
+            if intent == "park":
+                handoff = await action.run(
+                    clock_rules.park,
+                    session_id=self._route_session_id(),
+                    notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
+                    wake=str(form_data.get("wake", "") or "none"),
+                    wake_at=str(form_data.get("wake_at", "") or ""),
+                )
+            else:
+                handoff = await action.run(
+                    handoff_rules.create_handoff,
+                    session_id=self._route_session_id(),
+                    intent=intent,
+                    notes=str(form_data.get("notes", "")),
+                    priority=str(form_data.get("priority", "") or "normal"),
+                    target_user_id=None if target in ("", "team") else target,
+                    customer_sees=str(form_data.get("customer_sees", "") or ""),
+                )
         if action.failed:
             yield action.failure
             return
@@ -310,6 +456,10 @@ class SessionDetailState(AppState):
         timing.stamp("click-answer", path=self.router.url.path)
         self.guidance = ""
         self.assignee_name = ""
+        if intent == "park":
+            await self._reload_snooze()
+        else:
+            self._show_snooze(clock_rules.SnoozeView(parked=False, wake_at=None, woke_at=None))
         if intent == "escalate":
             yield rx.toast.success("Escalated — your team has been notified")
         else:
@@ -324,6 +474,44 @@ class SessionDetailState(AppState):
     async def park(self, form_data: dict):
         async for update in self._hand_off("park", form_data):
             yield update
+
+    @rx.event
+    async def snooze(self, form_data: dict):
+        """Set or move "Wake me" on this parked session."""
+        async with self._domain_action(busy="busy", doing="snooze it") as action:
+            handoff = await action.run(
+                clock_rules.snooze,
+                session_id=self._route_session_id(),
+                wake=str(form_data.get("wake", "") or ""),
+                wake_at=str(form_data.get("wake_at", "") or ""),
+            )
+        if action.failed:
+            return action.failure
+        await self._reload_snooze()
+        return rx.toast.success("Wake-up set" if handoff.wake_at else "Snooze cancelled")
+
+    @rx.event
+    async def unsnooze(self):
+        """Cancel the wake-up early (the session stays parked)."""
+        async with self._domain_action(busy="busy", doing="cancel the snooze") as action:
+            await action.run(clock_rules.unsnooze, session_id=self._route_session_id())
+        if action.failed:
+            return action.failure
+        await self._reload_snooze()
+        return rx.toast.success("Snooze cancelled")
+
+    def _show_snooze(self, snooze: clock_rules.SnoozeView) -> None:
+        self.parked = snooze.parked
+        self.wake_at = snooze.wake_at.isoformat() if snooze.wake_at else ""
+        self.woke_at = snooze.woke_at.isoformat() if snooze.woke_at else ""
+        self.wake_label = snooze.label(snooze.wake_at)
+        self.woke_label = snooze.label(snooze.woke_at)
+
+    async def _reload_snooze(self) -> None:
+        session_id = self._route_session_id()
+        with contextlib.suppress(Exception):
+            # The change is committed; if this read fails the next load shows it.
+            self._show_snooze(await run_db(lambda db: clock_rules.snooze_of(db, session_id)))
 
 
 class SessionHistoryState(AppState):

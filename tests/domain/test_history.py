@@ -438,7 +438,7 @@ def test_parse_filters_and_back_to_the_url():
         ({"from": "2026-03-02", "to": "2026-03-01"}, "From date must be on or before the to date."),
         ({"intent": "panic"}, "Intent must be one of: park, escalate, handback."),
         ({"priority": "asap"}, "Priority must be one of: low, normal, high, urgent."),
-        ({"claimed": "maybe"}, "Claimed must be one of: claimed, unclaimed."),
+        ({"claimed": "maybe"}, "Claimed must be one of: claimed, unclaimed, breached."),
         ({"by": "alex"}, "Handed off by must be a person from the list."),
         ({"claimer": "-3"}, "Claimed by must be a person from the list."),
         ({"claimer": "0"}, "Claimed by must be a person from the list."),

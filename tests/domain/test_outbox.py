@@ -56,11 +56,13 @@ def test_an_escalation_commits_with_all_of_its_jobs(world, heard):
         ("email", "riley@northwind.example"),
         ("email", "sam@northwind.example"),
         ("live", ""),
+        # The escalation clock's level 2, due at the response target (`domain.clock`).
+        ("timer", "level"),
     ]
     assert all(j.status == JobStatus.PENDING and j.attempts == 0 for j in jobs(world.db))
     # The committing process heard of exactly these jobs, once.
     assert len(heard) == 1
-    assert sorted(j.kind for j in heard[0]) == ["assessment", "email", "email", "email", "live"]
+    assert sorted(j.kind for j in heard[0]) == ["assessment", "email", "email", "email", "live", "timer"]
     live = next(j for j in heard[0] if j.kind == "live")
     assert live.payload == {"event": "created", "handoff_id": str(handoff.id)}
     # Another worker runs the live push only if the committing process has not by then.

@@ -63,6 +63,18 @@ def tool_use(tool_input: Any, *, name: str = "record_assessment", model: str = D
     return Reply(body=message([block], model=model, stop_reason="tool_use"))
 
 
+def grade(verdict: str, reason: str, *, model: str = DEFAULT_MODEL) -> Reply:
+    """The grading call's answer: the model calls `record_grade` (services.ai_review)."""
+    return tool_use({"verdict": verdict, "reason": reason}, name="record_grade", model=model)
+
+
+def questions(items: list[str], *, model: str = "claude-haiku-test", delay: float = 0.0) -> Reply:
+    """The "What will the senior ask?" answer (`record_questions`), optionally `delay`ed."""
+    reply = tool_use({"questions": items}, name="record_questions", model=model)
+    reply.delay = delay
+    return reply
+
+
 def text(answer: str, *, model: str = DEFAULT_MODEL) -> Reply:
     """The model answers in a text block (plain JSON, fenced JSON, or anything else)."""
     return Reply(body=message([{"type": "text", "text": answer}], model=model))
@@ -115,6 +127,8 @@ class FakeAnthropic:
     """The fake server's state; start it with `running_fake()`."""
 
     replies: deque[Reply] = field(default_factory=deque)
+    # Replies kept for requests forcing one tool (`script_tool`), ahead of `replies`.
+    tool_replies: dict[str, deque[Reply]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     base_url: str = ""
@@ -125,6 +139,17 @@ class FakeAnthropic:
         """Queue replies, answered in order, one per request."""
         with self._lock:
             self.replies.extend(replies)
+
+    def script_tool(self, tool_name: str, *replies: Reply) -> None:
+        """Queue replies only for requests whose tool_choice names `tool_name` (so another
+        call of the app, e.g. an assessment running meanwhile, cannot take them)."""
+        with self._lock:
+            self.tool_replies.setdefault(tool_name, deque()).extend(replies)
+
+    def requests_for(self, tool_name: str) -> list[Recorded]:
+        """The requests that forced `tool_name`."""
+        with self._lock:
+            return [r for r in self.requests if _tool_of(r.body) == tool_name]
 
     def note(self, event: str) -> None:
         """Append `event` to the ordered log (tests add their own milestones)."""
@@ -160,6 +185,9 @@ class FakeAnthropic:
             self.requests.append(recorded)
             self.log.append("request")
             self._lock.notify_all()
+            routed = self.tool_replies.get(_tool_of(recorded.body) or "")
+            if routed:
+                return routed.popleft()
             if self.replies:
                 return self.replies.popleft()
         return error(500, "fake Anthropic: no reply scripted for this request")
@@ -173,6 +201,11 @@ class FakeAnthropic:
                     break
         if reply.delay:
             self._closing.wait(reply.delay)
+
+
+def _tool_of(body: Any) -> str | None:
+    choice = body.get("tool_choice") if isinstance(body, dict) else None
+    return choice.get("name") if isinstance(choice, dict) else None
 
 
 class _Handler(BaseHTTPRequestHandler):

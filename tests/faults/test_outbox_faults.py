@@ -74,8 +74,11 @@ def mails_per_recipient(sink: SmtpSink) -> Counter:
 
 
 def assert_all_finished(engine) -> None:
+    # Timers of the escalation clock wait for their instant: not unfinished work.
     unfinished = [
-        (j.kind, j.status, j.last_error) for j in outbox_jobs(engine) if j.status not in ("done", "skipped")
+        (j.kind, j.status, j.last_error)
+        for j in outbox_jobs(engine)
+        if j.status not in ("done", "skipped") and not (j.kind == "timer" and j.status == "pending")
     ]
     assert unfinished == []
 

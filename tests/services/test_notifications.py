@@ -211,7 +211,7 @@ async def test_rolled_back_handoff_sends_nothing(world, engine, sink, monkeypatc
     with pytest.raises(RuntimeError):
         create_handoff(db=world.db, actor=world.actor("alex"), session_id=session_id, intent="escalate")
     assert len(flushed) == 1
-    assert sorted(jobs) == ["assessment", "email", "email", "email", "live"]
+    assert sorted(jobs) == ["assessment", "email", "email", "email", "live", "timer"]
     lost_id = flushed[0].id
     world.db.rollback()
     monkeypatch.undo()

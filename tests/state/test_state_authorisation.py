@@ -937,7 +937,8 @@ async def test_senior_picks_up_from_the_queue(browser, world, ids, read, side_ef
     assert read(lambda db: db.get(SupportSession, row.session_id)).status == "active"
     # The claim committed its live push (no PSA connection: no ticket note), and nothing else.
     assert [str(h) for h in side_effects.claimed] == [ids.nw_escalated]
-    assert side_effects.kinds_of(ids.nw_escalated) == ["live"] and len(side_effects.jobs) == 1
+    # The live push, and the stalled-claim reminder of the escalation clock.
+    assert side_effects.kinds_of(ids.nw_escalated) == ["live", "timer"] and len(side_effects.jobs) == 2
     await riley.fire(QueueState, "load", path="/escalations")
     assert ids.nw_escalated not in {c["id"] for c in (await riley.get(QueueState)).cards}
 
@@ -951,7 +952,7 @@ async def test_senior_picks_up_from_the_queue(browser, world, ids, read, side_ef
     outcome = await fire(sam, ids, "queue.pick_up")
     assert len(outcome.errors) == 1 and outcome.errors[0].startswith("Already claimed by Riley Chen")
     assert fingerprint(read) == before
-    assert len(side_effects.jobs) == 1
+    assert len(side_effects.jobs) == 2  # still only the winner's
 
 
 async def test_senior_picks_up_on_the_handoff_screen(browser, world, ids, read, side_effects):
@@ -995,7 +996,7 @@ async def test_owner_of_a_session_works_it(browser, world, ids, read, side_effec
     )
     # Committed with it: the live push, an email to each teammate who takes escalations,
     # and the AI assessment (the account has no webhooks or PSA connection).
-    assert side_effects.kinds_of(handoff_id) == ["assessment", "email", "email", "email", "live"]
+    assert side_effects.kinds_of(handoff_id) == ["assessment", "email", "email", "email", "live", "timer"]
     emailed = {j.recipient for j in side_effects.jobs if j.kind == "email"}
     assert emailed == {world.users[n].email for n in ["sam", "riley", "morgan"]}
 

@@ -56,6 +56,8 @@ KIND_PSA_REASSIGNED = "reassigned"
 KIND_PSA_RESOLVED = "resolved"
 KIND_PSA_RELEASED = "released"
 CASE_NOTES = (KIND_PSA_HANDBACK, KIND_PSA_REASSIGNED, KIND_PSA_RESOLVED, KIND_PSA_RELEASED)
+# The escalation clock (`domain.clock`): "Unclaimed for 30 min: re-escalated to level 2 …".
+KIND_PSA_CLOCK = "clock"
 
 # How long past the AI time budget an escalation note waits for the summary before
 # it is posted without one.
@@ -195,6 +197,11 @@ def enqueue_case_note(
     _enqueue_note(db, handoff, note, f"psa:{note}:{event.id}", now, **extra)
 
 
+def enqueue_clock_note(db: Session, handoff: SessionHandoff, text: str, *, key: str, now: datetime) -> None:
+    """In a fired timer's transaction: what the escalation clock did, on the ticket."""
+    _enqueue_note(db, handoff, KIND_PSA_CLOCK, key, now, text_note=" ".join(text.split())[:NOTE_FIELD_MAX])
+
+
 def release_escalation_note(db: Session, handoff_id: uuid.UUID) -> None:
     """In the assessment's transaction: the waiting escalation note goes out now, with the summary.
 
@@ -210,6 +217,8 @@ def _note_text(db: Session, job: outbox.JobView, handoff: SessionHandoff) -> str
     if kind == KIND_PSA_CLAIM:
         name = job.payload.get("claimer_name") or _name(db, handoff.claimed_by_id)
         return claim_note(name or "")
+    if kind == KIND_PSA_CLOCK:
+        return str(job.payload.get("text_note") or "")[:NOTE_FIELD_MAX]
     if kind in CASE_NOTES:
         return case_note(
             kind,
