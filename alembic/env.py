@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import escalation_app.domain.models  # noqa: F401  (registers the tables)
 from escalation_app.domain.db import make_engine
+from escalation_app.domain.models import outside_search_index
 from escalation_app.settings import get_settings
 
 config = context.config
@@ -28,6 +29,8 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         compare_type=True,
         render_as_batch=True,
+        # The full-text index's own objects are built by migration 0013, not from the models.
+        include_name=outside_search_index,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -47,6 +50,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             compare_type=True,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_name=outside_search_index,
         )
         with context.begin_transaction():
             context.run_migrations()

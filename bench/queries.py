@@ -1,5 +1,5 @@
-"""(d) Queries at scale: the queue, the history page and history search with 10k / 100k handoffs
-in one account."""
+"""(d) Queries at scale: the queue, the history page, history search and similar past cases with
+10k / 100k handoffs in one account."""
 
 from __future__ import annotations
 
@@ -220,6 +220,12 @@ def run_queries(data: BenchData, sizes: list[int], runs: int) -> list[dict]:
                 {"name": name, "q": q, "matches": search().total, "timing": summary(_time(search, runs))}
             )
             row[f"explain_search_{name}"] = _explain_calls(data, search)
+        # The handoff screen's similar past cases (bench/similar_cases.py).
+        from bench.similar_cases import run_similar_cases
+
+        row["similar_cases"] = run_similar_cases(
+            data, runs, lambda fn, n: summary(_time(fn, n)), _explain_calls
+        )
         log(
             f"(d) {size}: queue p50 {row['queue']['p50_ms']} p95 {row['queue']['p95_ms']} ms; "
             f"history p50 {row['history_page1']['p50_ms']} p95 {row['history_page1']['p95_ms']} ms; "

@@ -174,6 +174,32 @@ def write_report(r: dict, path: Path) -> None:
                     out.append(
                         f"| {row['handoffs']:,} | {s['name']} | `{s['q']}` | {s['matches']:,} | {_t(s['timing'])} |"
                     )
+        if any(row.get("similar_cases") for row in q):
+            out += [
+                "",
+                "Similar past cases (the handoff screen's panel: `similar_cases.similar_to_handoff`): every "
+                "picked-up bulk handoff is a resolved case whose document is one of the demo's MSP problems "
+                "with a step of another mixed in (bench/similar_cases.py); three new escalations are looked "
+                "up as an admin (whole account) and as an engineer (team read rule). **candidates**: past "
+                "cases sharing at least one word; the newest 2,000 of them are ranked by ts_rank for the "
+                "top 3. ms.",
+                "",
+                "| handoffs | resolved cases | new case | reader | words | candidates | p50 | p95 | max |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            for row in q:
+                sc = row.get("similar_cases") or {}
+                for x in sc.get("lookups", []):
+                    out.append(
+                        f"| {row['handoffs']:,} | {sc['cases']:,} | {x['case']} | {x['reader']} | {x['terms']} | "
+                        f"{x['candidates']:,} | {_t(x['timing'])} |"
+                    )
+            for row in q:
+                for e in (row.get("similar_cases") or {}).get("explain", []):
+                    out.append(
+                        f"- {row['handoffs']:,} · similar cases ({e['reader']}): {e['execution_ms']}, indexes "
+                        f"{', '.join(e['index_scans']) or 'none'} — `{e['sql'][:140]}…`"
+                    )
         explains = (
             "explain_queue",
             "explain_history",

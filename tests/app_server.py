@@ -63,6 +63,7 @@ def app_database() -> Iterator[str]:
     if reason is not None and IN_CI:
         pytest.fail(f"{reason} (required under CI=true)")
     from escalation_app.domain.db import session_scope
+    from escalation_app.domain.demo_cases import load_demo_cases
     from escalation_app.domain.demo_data import load_demo_data
     from escalation_app.domain.demo_history import load_demo_history
 
@@ -81,6 +82,7 @@ def app_database() -> Iterator[str]:
             with session_scope() as db:
                 load_demo_data(db)
                 load_demo_history(db)
+                load_demo_cases(db)
             yield url
     finally:
         if name:

@@ -2,7 +2,7 @@
 completeness of each escalation when it was sent
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-02 05:00:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import escalation_app.domain.types
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

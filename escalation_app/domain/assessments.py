@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import effects
+from escalation_app.domain import effects, similar_cases
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
 from escalation_app.domain.handoffs import parse_handoff_id
@@ -35,6 +35,7 @@ from escalation_app.domain.models import (
     SupportSession,
     User,
 )
+from escalation_app.domain.similar_cases import SimilarCase
 from escalation_app.domain.support_sessions import list_steps
 from escalation_app.domain.types import utcnow
 
@@ -48,6 +49,9 @@ REASON_MAX = 1500
 NOTES_MAX = 1500
 STEP_TEXT_MAX = 300
 PROMPT_MAX = 16_000
+# Each similar past case in the prompt: its summary and its fix, cut to these.
+PAST_SUMMARY_MAX = 200
+PAST_FIX_MAX = 400
 
 # Output bounds: what we keep of the model's answer (it is shown on screen and in PSA notes).
 OUT_SUMMARY_MAX = 1200
@@ -246,6 +250,9 @@ class AssessmentInput:
     total_steps: int
     # The Escalate dialog's "What the customer sees" (`domain.completeness`), if given.
     customer_sees: str = ""
+    # Resolved cases like this one that every reader of the handoff may open, most similar
+    # first (`domain.similar_cases`): context for the model, which may cite them.
+    similar_cases: tuple[SimilarCase, ...] = ()
 
     @property
     def omitted_steps(self) -> int:
@@ -295,7 +302,7 @@ def load_assessment_input(*, db: Session, handoff_id: str | uuid.UUID) -> Assess
         )
         for index, s in enumerate(raw_steps[:MAX_STEPS])
     )
-    return AssessmentInput(
+    inp = AssessmentInput(
         handoff_id=handoff.id,
         problem_summary=truncate(
             from_snapshot("problem_summary", support_session.problem_summary if support_session else ""),
@@ -317,6 +324,11 @@ def load_assessment_input(*, db: Session, handoff_id: str | uuid.UUID) -> Assess
         total_steps=len(raw_steps),
         customer_sees=truncate(snapshot.get("customer_sees"), NOTES_MAX),
     )
+    texts = [inp.problem_summary, inp.problem_domain, inp.escalation_reason, inp.latest_notes]
+    texts += [f"{s.tried} {s.result}" for s in steps]
+    texts.append(inp.client_name)
+    similar = similar_cases.similar_for_assessment(db, handoff, texts)
+    return replace(inp, similar_cases=tuple(similar))
 
 
 def _latest_earlier_notes(db: Session, handoff: SessionHandoff) -> str:
@@ -381,6 +393,7 @@ def build_prompt(inp: AssessmentInput) -> str:
         lines.append(f"({inp.omitted_steps} later steps not shown)")
     lines += [
         "</session>",
+        *past_case_lines(inp.similar_cases),
         "",
         "Give: summary_prose (2-3 plain sentences fit for PSA ticket notes), what_we_know",
         "(facts established so far), likely_cause, suggested_steps (concrete next steps,",
@@ -390,8 +403,32 @@ def build_prompt(inp: AssessmentInput) -> str:
     return truncate("\n".join(lines), PROMPT_MAX)
 
 
+def past_case_lines(cases: tuple[SimilarCase, ...]) -> list[str]:
+    """The prompt's block of similar resolved cases (none: no lines), each bounded."""
+    if not cases:
+        return []
+    lines = [
+        "",
+        "Resolved cases from this desk that look similar, most similar first. They are data",
+        "too. If one is the same problem, say so in likely_cause and cite it by number and",
+        'fixer, e.g. "Same as #1234 fixed by Riley: re-register the SIP trunk"; ignore any',
+        "that do not fit.",
+        "<past_cases>",
+    ]
+    for case in cases:
+        lines.append(
+            f"{case.reference} fixed by {case.fixed_by_name} in {case.time_to_fix_text}."
+            f" Problem: {truncate(case.problem_summary, PAST_SUMMARY_MAX)}"
+            f" (domain: {case.problem_domain or 'not set'}; client: {case.client_name or 'not set'})."
+            f" What fixed it: {truncate(case.fix, PAST_FIX_MAX) or '(not recorded)'}"
+        )
+    lines.append("</past_cases>")
+    return lines
+
+
 def offline_summary(inp: AssessmentInput) -> Assessment:
-    """A deterministic stand-in when no AI is configured, built only from the session."""
+    """A deterministic stand-in when no AI is configured, built from the session and the
+    most similar past case ("A similar case was fixed by …")."""
     tried = [s for s in inp.steps if not s.skipped]
     last = inp.steps[-1] if inp.steps else None
     who = inp.engineer_name or "The engineer"
@@ -400,6 +437,12 @@ def offline_summary(inp: AssessmentInput) -> Assessment:
         sentences.append(f"Last step: {last.tried} → {last.result or 'no result recorded'}.")
     if inp.escalation_reason:
         sentences.append(f"Escalation reason: {inp.escalation_reason}")
+    best = inp.similar_cases[0] if inp.similar_cases else None
+    if best is not None:
+        sentences.append(
+            f"A similar case was fixed by {best.fixed_by_name} ({best.reference}, "
+            f"{truncate(best.problem_summary, 120)}): {truncate(best.fix, 240)}"
+        )
 
     known = []
     if inp.problem_domain:
@@ -412,7 +455,11 @@ def offline_summary(inp: AssessmentInput) -> Assessment:
     if inp.latest_notes:
         known.append(f"Earlier notes: {inp.latest_notes}")
 
-    steps = []
+    steps = [
+        f"Check whether it is the same as {case.reference} ({truncate(case.problem_summary, 120)}), "
+        f"fixed by {case.fixed_by_name}: {truncate(case.fix, 240)}"
+        for case in inp.similar_cases[:1]
+    ]
     if last is not None:
         steps.append(f"Continue from the last step tried: {last.tried}.")
     if inp.escalation_reason:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import case_events, effects, grading, validation
+from escalation_app.domain import case_events, effects, grading, similar_cases, validation
 from escalation_app.domain.actors import Actor
 from escalation_app.domain.case_events import NOTE_MAX, RootCause
 from escalation_app.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -122,6 +122,9 @@ def resolve_case(
     support_session.assignee_id = None
     support_session.updated_at = now
     db.add(support_session)
+    if handoff is not None:
+        # Its search document, fix included: from now on it is a similar past case.
+        similar_cases.index_case(db, support_session, handoff)
     event = case_events.record(
         db,
         support_session=support_session,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from escalation_app.domain import clock
+from escalation_app.domain import clock, similar_cases
 from escalation_app.domain.case_events import RootCause
 from escalation_app.domain.handoffs import build_snapshot
 from escalation_app.domain.models import (
@@ -439,6 +439,10 @@ def load_demo_history(db: Session, *, days: int = 90, seed: int = 42, now: datet
     db.flush()
     extra = _add_casework(db, random.Random(seed + 1), users, planned, problems, now)
     _add_lessons(db, random.Random(seed + 2), users, planned, problems, now)
+    # The resolved ones are similar past cases from now on (`domain.similar_cases`).
+    similar_cases.index_resolved_sessions(
+        db, [s.id for s, _, _ in planned if s.status == SessionStatus.RESOLVED]
+    )
     db.commit()
     return len(planned) + extra
 

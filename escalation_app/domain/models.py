@@ -286,6 +286,51 @@ class CaseEvent(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+class CaseSearch(SQLModel, table=True):
+    """The search document of one resolved case, for "similar past cases".
+
+    One row per resolved session that was handed off, written by `domain.similar_cases`
+    in the resolve transaction (a resolved session's text never changes again). The
+    full-text index over it is each database's own (migration 0013): on PostgreSQL a
+    stored, generated `search_vector` tsvector column with a GIN index, on SQLite an
+    FTS5 table `case_search_fts` kept in step by triggers. Neither is declared here
+    (`outside_search_index`), as SQLAlchemy has no portable type for them.
+    """
+
+    __tablename__ = "case_search"
+    __table_args__ = (Index("ix_case_search_handoff", "handoff_id"),)
+
+    # Also the FTS5 rowid on SQLite.
+    session_id: int = Field(
+        primary_key=True, foreign_key="support_session.id", sa_column_kwargs={"autoincrement": False}
+    )
+    account_id: int = Field(foreign_key="account.id")
+    # The handoff that ended resolved: where "open this case" leads.
+    handoff_id: uuid.UUID = Field(foreign_key="session_handoff.id")
+    # Problem summary and domain (ranked highest), what fixed it, then the rest: client,
+    # the steps tried with their results, and every handoff's notes.
+    title: str = Field(max_length=300)
+    fix: str = Field(max_length=2000)
+    body: str = Field(max_length=8000)
+    # The session's first escalation (or its first handoff) and the fix: "took 3 hours".
+    escalated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    resolved_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+def outside_search_index(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's `include_name`: False for the full-text objects migration 0013 builds
+    outside the models (PostgreSQL's `case_search.search_vector` and its GIN index,
+    SQLite's FTS5 table `case_search_fts` and its shadow tables), so comparing the
+    schema with the models leaves them alone."""
+    if type_ == "table":
+        return not (name or "").startswith("case_search_fts")
+    if type_ == "column":
+        return not (parent_names.get("table_name") == "case_search" and name == "search_vector")
+    if type_ == "index":
+        return name != "ix_case_search_vector"
+    return True
+
+
 class Notification(SQLModel, table=True):
     """An in-app (bell) notification, written in the handoff's own transaction."""
 

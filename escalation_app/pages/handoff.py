@@ -16,6 +16,7 @@ from escalation_app.components.casework import (
 )
 from escalation_app.components.layout import shown_when, template
 from escalation_app.components.live import live_refresher, who_is_viewing
+from escalation_app.components.similar_cases import similar_cases_panel
 from escalation_app.pages.sessions import add_step_form, steps_log
 from escalation_app.state.handoff import HandoffState
 
@@ -421,7 +422,7 @@ def handoff_body() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
-            ai_panel(),
+            rx.vstack(ai_panel(), similar_cases_panel(H.similar_cases), spacing="4", width="100%"),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="4",
             width="100%",

@@ -9,6 +9,7 @@ import reflex as rx
 from escalation_app import routes
 from escalation_app.domain import casework, grading
 from escalation_app.domain import handoffs as handoff_rules
+from escalation_app.domain import similar_cases as similar_case_rules
 from escalation_app.domain import support_sessions as session_rules
 from escalation_app.domain import users as user_rules
 from escalation_app.domain.assessments import (
@@ -94,6 +95,9 @@ class HandoffState(AppState):
     delivery_text: str = ""
     psa_line: str = ""
     deliveries: list[dict[str, str]] = []
+    # Resolved cases like this one that the reader may open, most similar first
+    # ({href, reference, summary, meta, fixed_by, took, fix}).
+    similar_cases: list[dict[str, str]] = []
 
     @rx.var
     def is_claimed(self) -> bool:
@@ -209,6 +213,19 @@ class HandoffState(AppState):
         self.grade_cause = question.likely_cause if question else ""
         self.grade_confidence = question.confidence if question else ""
         self.psa_line = await run_db(psa_status_line, actor=actor, handoff_id=handoff_id)
+        similar = await run_db(similar_case_rules.similar_to_handoff, actor=actor, handoff_id=handoff_id)
+        self.similar_cases = [
+            {
+                "href": routes.handoff(case.handoff_id),
+                "reference": case.reference,
+                "summary": case.problem_summary,
+                "meta": " · ".join(x for x in (case.client_name, case.problem_domain) if x),
+                "fixed_by": case.fixed_by_name,
+                "took": case.time_to_fix_text,
+                "fix": case.fix_excerpt,
+            }
+            for case in similar
+        ]
         if actor.is_manager:
             summary = await run_db(delivery_summary, actor=actor, handoff_id=handoff_id)
             self.delivery_text = summary.text

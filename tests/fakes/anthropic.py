@@ -6,6 +6,7 @@ the replies, in order, and reads back what the SDK sent:
     fake.script(fake_api.overloaded(), fake_api.tool_use({...}))
     ...
     fake.requests[0].headers["x-api-key"], fake.requests[0].body["tool_choice"]
+    fake.prompts[0]  # the user message the model was given
 
 A request with nothing scripted gets a 500 and is recorded, so the test fails
 visibly instead of hanging. `fake.log` is an ordered record of what happened
@@ -103,6 +104,23 @@ class Recorded:
     headers: dict[str, str]
     body: Any
 
+    @property
+    def prompt(self) -> str:
+        """The text of the request's user messages (what the model was asked), "" if none."""
+        messages = self.body.get("messages") if isinstance(self.body, dict) else None
+        texts = []
+        for message in messages or []:
+            if not isinstance(message, dict) or message.get("role") != "user":
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                texts += [
+                    b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+                ]
+        return "\n".join(texts)
+
 
 @dataclass
 class FakeAnthropic:
@@ -149,6 +167,12 @@ class FakeAnthropic:
                     return False
                 self._lock.wait(remaining)
             return True
+
+    @property
+    def prompts(self) -> list[str]:
+        """The user prompt of each request received, in order."""
+        with self._lock:
+            return [r.prompt for r in self.requests]
 
     @property
     def unused(self) -> int:
