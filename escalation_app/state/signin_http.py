@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -123,6 +123,21 @@ def landing_path(role: str, requested: str | None) -> str:
     return routes.ESCALATIONS if role in ("owner", "admin", "viewer") else routes.SESSIONS
 
 
+def _next_from_referer(request: Request, origin: str) -> str | None:
+    """`next=` of the sign-in page the form was posted from (same origin only).
+
+    The form's hidden `next` field is filled in once the page has loaded its state; a
+    person (or a password manager) quick enough to sign in before that would otherwise
+    land on their home page instead of the page they asked for.
+    """
+    referer = urlsplit(request.headers.get("referer", ""))
+    if f"{referer.scheme}://{referer.netloc}" != origin or referer.path.rstrip("/") != routes.LOGIN.rstrip(
+        "/"
+    ):
+        return None
+    return routes.safe_next(next(iter(parse_qs(referer.query).get("next", [])), None))
+
+
 async def sign_in(request: Request) -> Response:
     """POST /auth/sign-in: email, password, next → 303 to the page (cookie set) or back to /login."""
     origin = allowed_origin(request)
@@ -131,7 +146,7 @@ async def sign_in(request: Request) -> Response:
     form = await _read_form(request)
     if form is None:
         return _back_to_login(origin, TOO_LARGE, None)
-    next_path = routes.safe_next(form.get("next"))
+    next_path = routes.safe_next(form.get("next")) or _next_from_referer(request, origin)
     peer = request.client.host if request.client else None
     address = signin_throttle.client_address(peer, request.headers.get("x-forwarded-for"))
     try:

@@ -77,6 +77,9 @@ def test_engineers_see_their_teams_history_and_contoso_sees_none_of_northwind(pe
     assert "Alex Kim" in names and not names & {"Casey Diaz", "Jordan Fox"}
 
     jordan = people.signed_in("jordan@contoso.example", "/history")
-    expect(jordan.get_by_text("1 handoffs · page 1 of 1")).to_be_visible()
+    # Contoso's own: its open escalation and the resolved cases behind it (demo_cases).
+    expect(jordan.get_by_text(re.compile(r"\d+ handoffs · page 1 of 1"))).to_be_visible()
     expect(jordan.get_by_text("Line-of-business app crashes")).to_be_visible()
+    contoso_names = set(jordan.locator("tbody tr td:nth-child(5)").all_inner_texts())
+    assert contoso_names <= {"Casey Diaz", "Jordan Fox"}, contoso_names
     expect(jordan.get_by_text("Alex Kim")).to_have_count(0)

@@ -25,10 +25,11 @@ def frontend(monkeypatch):
     signin_throttle.reset()
 
 
-async def post(origin: str, **form: str) -> httpx.Response:
+async def post(origin: str, referer: str | None = None, **form: str) -> httpx.Response:
     transport = httpx.ASGITransport(app=endpoints(), client=("198.51.100.20", 5000))
+    headers = {"Origin": origin} | ({"Referer": referer} if referer else {})
     async with httpx.AsyncClient(transport=transport, base_url="http://backend.test") as client:
-        return await client.post("/auth/sign-in", data=form, headers={"Origin": origin})
+        return await client.post("/auth/sign-in", data=form, headers=headers)
 
 
 async def test_the_cookie_is_secure_when_the_product_is_served_over_https(world, frontend):
@@ -76,3 +77,25 @@ async def test_too_many_fields_and_an_unreachable_database_answer_with_a_message
     response = await post(origin, email="morgan@northwind.example", password="escalate-demo")
     assert response.status_code == 303 and "error=unavailable" in response.headers["location"]
     assert "set-cookie" not in response.headers
+
+
+async def test_a_form_sent_before_its_next_field_was_filled_lands_on_the_page_asked_for(world, frontend):
+    # The hidden `next` field is filled once the sign-in page has its state; a quick
+    # sign-in posts it empty, and the page's own address still says where to go.
+    origin = frontend("http://localhost:3000")
+    sign_in = {"email": "alex@northwind.example", "password": "escalate-demo"}
+    for referer, lands_on in [
+        (f"{origin}/login?next=%2Fescalations", "/escalations"),
+        (f"{origin}/login/?next=/history", "/history"),
+        # Only the sign-in page of this origin, and only a same-site path.
+        ("http://evil.example/login?next=%2Fescalations", "/sessions"),
+        (f"{origin}/history?next=%2Fescalations", "/sessions"),
+        (f"{origin}/login?next=//evil.example/x", "/sessions"),
+        (f"{origin}/login?next=https://evil.example", "/sessions"),
+    ]:
+        response = await post(origin, referer=referer, **sign_in)
+        assert response.status_code == 303, referer
+        assert response.headers["location"] == f"{origin}{lands_on}", referer
+    # A filled-in field wins over the page's address.
+    response = await post(origin, referer=f"{origin}/login?next=%2Fhistory", next="/escalations", **sign_in)
+    assert response.headers["location"] == f"{origin}/escalations"
