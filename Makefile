@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 BUN := $(TOOLS)/node_modules/.bin/bun
 BUN_VERSION := 1.4.5
-# Where `make run` serves the app (frontend and backend on one port).
+# Where `make run` serves the app (frontend and backend on one port). Another port also
+# becomes the origin the backend accepts (FRONTEND_URL), unless FRONTEND_URL is set.
 PORT ?= 3000
 
 # Reflex finds bun on PATH (the npm package ships the binary), so it never downloads one.
@@ -43,7 +44,7 @@ seed: migrate
 ## Run the app as its users get it on http://localhost:3000: the production build, frontend and
 ## backend on one port (SQLite unless DATABASE_URL says otherwise). Rebuilds only what changed.
 run: deps bun seed
-	$(VENV)/bin/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
+	$(if $(filter-out 3000,$(PORT)),FRONTEND_URL=$${FRONTEND_URL:-http://localhost:$(PORT)}) $(VENV)/bin/reflex run --env prod --single-port --frontend-port $(PORT) --backend-port $(PORT)
 
 ## For changing the app: Reflex's development servers with hot reload (frontend :3000, backend :8000).
 dev: deps bun seed
