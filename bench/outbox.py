@@ -27,6 +27,7 @@ def _seed(db_url: str, escalations: int) -> int:
     from escalation_app.domain.demo_data import load_demo_data
     from escalation_app.domain.handoffs import create_handoff
     from escalation_app.domain.models import OutboxJob, SessionStep, SupportSession, User
+    from escalation_app.domain.outbox import JobKind
 
     engine = make_engine(db_url)
     try:
@@ -49,7 +50,9 @@ def _seed(db_url: str, escalations: int) -> int:
                     db=db, actor=Actor.from_user(alex), session_id=support_session.id, intent="escalate"
                 )
             return db.exec(
-                select(func.count()).select_from(OutboxJob).where(OutboxJob.status == "pending")
+                select(func.count())
+                .select_from(OutboxJob)
+                .where(OutboxJob.status == "pending", OutboxJob.kind != JobKind.TIMER)
             ).one()
     finally:
         engine.dispose()
@@ -76,11 +79,19 @@ def _span(db_url: str) -> float:
 def _left(db_url: str) -> tuple[int, int]:
     from escalation_app.domain.db import make_engine
     from escalation_app.domain.models import OutboxJob
+    from escalation_app.domain.outbox import JobKind
 
     engine = make_engine(db_url)
     try:
         with Session(engine) as db:
-            rows = dict(db.exec(select(OutboxJob.status, func.count()).group_by(OutboxJob.status)).all())
+            # The escalation clock's timers are due minutes to hours later: not work to drain.
+            rows = dict(
+                db.exec(
+                    select(OutboxJob.status, func.count())
+                    .where(OutboxJob.kind != JobKind.TIMER)
+                    .group_by(OutboxJob.status)
+                ).all()
+            )
     finally:
         engine.dispose()
     return rows.get("pending", 0) + rows.get("running", 0), rows.get("failed", 0)
