@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -151,8 +152,10 @@ class BrowserDesk:
             try:
                 await page.get_by_role("heading", name="Escalations").wait_for(timeout=60_000)
             except Exception:
-                await page.screenshot(path="/tmp/bench-senior.png")
-                (Path("/tmp") / "bench-senior.html").write_text(await page.content())
+                # What the senior saw instead (e.g. a refused websocket's toast).
+                shot = Path(tempfile.gettempdir()) / "bench-senior-window.png"
+                await page.screenshot(path=str(shot))
+                log(f"(f) the senior window never showed the queue; screenshot: {shot}")
                 raise
             self.seniors.append(page)
         return self
