@@ -44,7 +44,6 @@ from escalation_app.domain.models import (
     EscalationPolicy,
     HandoffIntent,
     JobStatus,
-    Notification,
     OutboxJob,
     Priority,
     SessionHandoff,
@@ -569,42 +568,17 @@ def _tell(
 ) -> None:
     """Bells (rows of this transaction), one email job each, and the bells' live push."""
     title = title[:BELL_TITLE_MAX]
-    for user in users:
-        db.add(
-            Notification(
-                account_id=handoff.account_id,
-                user_id=user.id,
-                handoff_id=handoff.id,
-                title=title,
-                body=lead[: effects.BELL_BODY_MAX],
-                link=link,
-                created_at=now,
-            )
-        )
-        outbox.enqueue(
-            db,
-            kind=JobKind.EMAIL,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            recipient=user.email,
-            payload={"user_id": user.id, "message": "notice", "title": title, "lead": lead, "link": link},
-            dedupe_key=f"email:{key}:{user.id}",
-            now=now,
-        )
-    if users:
-        outbox.enqueue(
-            db,
-            kind=JobKind.LIVE,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            payload={
-                "event": effects.NOTIFIED,
-                "handoff_id": str(handoff.id),
-                "user_ids": [u.id for u in users],
-            },
-            run_at=now + effects.LIVE_FALLBACK_AFTER,
-            now=now,
-        )
+    effects.notify_users(
+        db,
+        handoff=handoff,
+        users=users,
+        title=title,
+        body=lead[: effects.BELL_BODY_MAX],
+        link=link,
+        email_payload={"message": "notice", "title": title, "lead": lead, "link": link},
+        email_key=key,
+        now=now,
+    )
 
 
 def _chat(db: Session, handoff: SessionHandoff, *, key: str, title: str, now: datetime) -> None:

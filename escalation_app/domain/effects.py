@@ -170,6 +170,58 @@ def case_changed(db: Session, *, account_id: int, handoff_id: uuid.UUID, now: da
     live(db, account_id=account_id, event=UPDATED, handoff_id=handoff_id, now=now)
 
 
+def notify_users(
+    db: Session,
+    *,
+    handoff: SessionHandoff,
+    users: list[User],
+    title: str,
+    body: str,
+    link: str,
+    email_payload: dict,
+    email_key: str,
+    now: datetime,
+) -> None:
+    """Bell entries (rows of this transaction), one email job each, and the bells' live push.
+
+    Each email job's payload is `email_payload` with the user's id; `email_key` and the
+    user make its dedupe key. `title` and `body` are stored as given (already bounded).
+    """
+    if not users:
+        return
+    for user in users:
+        db.add(
+            Notification(
+                account_id=handoff.account_id,
+                user_id=user.id,
+                handoff_id=handoff.id,
+                title=title,
+                body=body,
+                link=link,
+                created_at=now,
+            )
+        )
+        outbox.enqueue(
+            db,
+            kind=JobKind.EMAIL,
+            account_id=handoff.account_id,
+            handoff_id=handoff.id,
+            recipient=user.email,
+            payload={"user_id": user.id, **email_payload},
+            dedupe_key=f"email:{email_key}:{user.id}",
+            now=now,
+        )
+    outbox.enqueue(
+        db,
+        kind=JobKind.LIVE,
+        account_id=handoff.account_id,
+        handoff_id=handoff.id,
+        payload={"event": NOTIFIED, "handoff_id": str(handoff.id), "user_ids": [u.id for u in users]},
+        run_at=now + LIVE_FALLBACK_AFTER,
+        now=now,
+    )
+
+
 def _notify(
     db: Session,
     *,
@@ -182,38 +234,16 @@ def _notify(
     link: str,
     now: datetime,
 ) -> None:
-    """Bell entries (rows of this transaction), one email job each, and the bells' live push."""
-    if not users:
-        return
-    for user in users:
-        db.add(
-            Notification(
-                account_id=handoff.account_id,
-                user_id=user.id,
-                handoff_id=handoff.id,
-                title=title[:300],
-                body=body if len(body) <= BELL_BODY_MAX else body[: BELL_BODY_MAX - 1] + "…",
-                link=link,
-                created_at=now,
-            )
-        )
-        outbox.enqueue(
-            db,
-            kind=JobKind.EMAIL,
-            account_id=handoff.account_id,
-            handoff_id=handoff.id,
-            recipient=user.email,
-            payload={"user_id": user.id, "message": message, "event_id": event.id},
-            dedupe_key=f"email:{message}:{event.id}:{user.id}",
-            now=now,
-        )
-    outbox.enqueue(
+    """A case message's bells, emails and live push (`notify_users`)."""
+    notify_users(
         db,
-        kind=JobKind.LIVE,
-        account_id=handoff.account_id,
-        handoff_id=handoff.id,
-        payload={"event": NOTIFIED, "handoff_id": str(handoff.id), "user_ids": [u.id for u in users]},
-        run_at=now + LIVE_FALLBACK_AFTER,
+        handoff=handoff,
+        users=users,
+        title=title[:300],
+        body=body if len(body) <= BELL_BODY_MAX else body[: BELL_BODY_MAX - 1] + "…",
+        link=link,
+        email_payload={"message": message, "event_id": event.id},
+        email_key=f"{message}:{event.id}",
         now=now,
     )
 
